@@ -1,0 +1,21 @@
+// Scaled dot-product attention with an online softmax (flash-style): the [Sq, Sk] score matrix
+// is never materialized; each query block streams over key blocks.
+#pragma once
+#include <cstdint>
+
+namespace sdpal::cpu {
+
+struct AttentionShape {
+  int64_t batch = 1, heads = 1, q_len = 0, kv_len = 0, head_dim = 0;
+  // Row strides (in floats) between consecutive tokens; head h of token t starts at
+  // base + t * stride + h * head_dim. This reads [B, S, heads*D] projections without transposes.
+  int64_t q_stride = 0, k_stride = 0, v_stride = 0, o_stride = 0;
+  // Strides between batch items (in floats).
+  int64_t q_batch_stride = 0, k_batch_stride = 0, v_batch_stride = 0, o_batch_stride = 0;
+  float scale = 1.f;  // usually 1/sqrt(head_dim)
+  bool causal = false;  // query i sees keys 0..i (CLIP text encoder)
+};
+
+void attention(const AttentionShape& s, const float* q, const float* k, const float* v, float* out);
+
+}  // namespace sdpal::cpu
