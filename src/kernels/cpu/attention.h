@@ -9,13 +9,18 @@ struct AttentionShape {
   int64_t batch = 1, heads = 1, q_len = 0, kv_len = 0, head_dim = 0;
   // Row strides (in floats) between consecutive tokens; head h of token t starts at
   // base + t * stride + h * head_dim. This reads [B, S, heads*D] projections without transposes.
+  // 0 means packed: heads * head_dim.
   int64_t q_stride = 0, k_stride = 0, v_stride = 0, o_stride = 0;
-  // Strides between batch items (in floats).
+  // Strides between batch items (in floats). 0 means packed: len * row stride.
   int64_t q_batch_stride = 0, k_batch_stride = 0, v_batch_stride = 0, o_batch_stride = 0;
   float scale = 1.f;  // usually 1/sqrt(head_dim)
-  bool causal = false;  // query i sees keys 0..i (CLIP text encoder)
+  bool causal = false;  // query i sees keys 0..i (CLIP text encoder; torch's is_causal, top-left aligned)
 };
 
+// out[b, i, h, :] = softmax_j(scale * q[b, i, h, :] . k[b, j, h, :]) v[b, j, h, :], in fp32.
+// Any head_dim >= 1 (fast paths are tuned for SD's 40, 64, 80, 160 and the VAE's 512); kv_len >= 1.
+// Uses the AVX-512 kernel when cpu_features() allows it, else a portable one. out must not overlap
+// q, k or v. Safe to call from several threads at once.
 void attention(const AttentionShape& s, const float* q, const float* k, const float* v, float* out);
 
 }  // namespace sdpal::cpu

@@ -1,5 +1,6 @@
-// 2-D convolution on NHWC activations with square kernels, symmetric padding, stride 1 or 2.
-// Weights ([O, I, kh, kw] as torch stores them) are reordered once into the kernel's layout.
+// 2-D convolution on NHWC activations, stride 1 or 2, any kernel size, symmetric or explicit
+// (asymmetric) zero padding. Weights ([O, I, kh, kw] as torch stores them, any float dtype) are
+// converted and reordered once into the layout the convolution wants.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -9,19 +10,41 @@
 
 namespace sdpal::cpu {
 
+// Zero padding added to each side of the input, in pixels.
+struct Padding2d {
+  int top = 0, bottom = 0, left = 0, right = 0;
+};
+
 class Conv2d {
  public:
+  // Symmetric padding on all four sides (torch's Conv2d(padding=p)).
   Conv2d(const TensorView& weight, const TensorView* bias, int stride, int padding);
+  // Explicit padding, e.g. the VAE encoder's downsample: F.pad(x, (0, 1, 0, 1)) then a padding-0 conv
+  // is Padding2d{.top = 0, .bottom = 1, .left = 0, .right = 1}.
+  Conv2d(const TensorView& weight, const TensorView* bias, int stride, Padding2d padding);
   ~Conv2d();
   Conv2d(Conv2d&&) noexcept;
   Conv2d& operator=(Conv2d&&) noexcept;
 
   int64_t in_channels() const;
   int64_t out_channels() const;
-  int kernel_size() const;
+  int kernel_size() const;  // kh (kernels are square in SD; kw is kernel_width())
+  int kernel_width() const;
+  int stride() const;
+  Padding2d padding() const;
+  // Output spatial size for an input of h x w.
+  int64_t out_height(int64_t h) const;
+  int64_t out_width(int64_t w) const;
+
   // x: [N, H, W, Cin]; returns [N, Ho, Wo, Cout]. residual (same shape as the output) is added
   // after the bias when given.
   Tensor run(const Tensor& x, const Tensor* residual = nullptr) const;
+  // Raw form: x [n, h, w, Cin] contiguous, out [n, Ho, Wo, Cout]; residual may alias out.
+  // Thread safety as Linear::run: concurrent calls are safe.
+  void run(const float* x, int64_t n, int64_t h, int64_t w, float* out, const float* residual = nullptr) const;
+
+  // Number of distinct oneDNN primitives built so far (one per input shape and residual mode).
+  int64_t cached_plans() const;
 
  private:
   struct Impl;

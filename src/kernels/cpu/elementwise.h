@@ -1,4 +1,6 @@
-// Element-wise kernels. Activations follow torch's definitions exactly (GELU uses erf).
+// Element-wise kernels. Activations follow torch's definitions (GELU uses erf, computed with the
+// same Abramowitz & Stegun formula as torch's vectorized CPU kernel). Large inputs are split
+// across threads; every function accepts n == 0.
 #pragma once
 #include <cstdint>
 

@@ -4,13 +4,15 @@
 #include <cstdint>
 #include <memory>
 
+#include "core/tensor.h"
 #include "io/tensor_file.h"
 
 namespace sdpal::cpu {
 
 class Linear {
  public:
-  // weight: [N, K] (or [N, K, 1, 1], as 1x1 convs store it); bias: [N] or nullptr. Any float dtype.
+  // weight: [N, K] (or [N, K, 1, 1], as 1x1 convs store it); bias: [N] or nullptr. Any float dtype
+  // (F32, F16, BF16, F64): converted to F32 here, so the views need not outlive the constructor.
   Linear(const TensorView& weight, const TensorView* bias);
   ~Linear();
   Linear(Linear&&) noexcept;
@@ -19,7 +21,14 @@ class Linear {
   int64_t in_features() const;
   int64_t out_features() const;
   // x: [M, K] contiguous; y: [M, N]; residual: [M, N] or nullptr (added after bias). y may alias residual.
+  // Thread safety: run() may be called from several threads at once (the per-M primitive cache is
+  // locked; each thread has its own scratchpad), though each call already uses all OpenMP threads.
   void run(const float* x, int64_t m, float* y, const float* residual = nullptr) const;
+  // Convenience: x [..., K] -> new [..., N]; residual, when given, has the output's shape.
+  Tensor run(const Tensor& x, const Tensor* residual = nullptr) const;
+
+  // Number of distinct oneDNN primitives built so far (one per M and residual mode); for tests.
+  int64_t cached_plans() const;
 
  private:
   struct Impl;

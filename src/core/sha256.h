@@ -1,0 +1,27 @@
+// SHA-256 (FIPS 180-4), for model hashes written into PNG metadata.
+#pragma once
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace sdpal {
+
+class Sha256 {
+ public:
+  Sha256();
+  void update(const void* data, size_t n);
+  std::array<uint8_t, 32> digest();
+  std::string hex_digest();
+
+ private:
+  void block(const uint8_t* p);
+  uint32_t h_[8];
+  uint8_t buf_[64];
+  size_t buf_len_ = 0;
+  uint64_t total_ = 0;
+};
+
+std::string sha256_hex(const void* data, size_t n);
+
+}  // namespace sdpal

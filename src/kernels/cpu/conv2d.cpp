@@ -1,0 +1,195 @@
+#include "kernels/cpu/conv2d.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include "core/error.h"
+#include "kernels/cpu/dnnl_context.h"
+
+namespace sdpal::cpu {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+namespace du = dnnl_util;
+
+namespace {
+
+// The weight layout is first chosen for this input (SD's 64x64 latents); oneDNN may prefer another
+// blocking for other spatial sizes, and then PreparedWeights keeps a second copy.
+constexpr int64_t kRepresentativeN = 2, kRepresentativeHW = 64;
+
+enum class ResidualMode { kNone, kBinary, kSum };
+
+struct Plan {
+  dnnl::convolution_forward prim;
+  memory::desc src_md, dst_md, scratch_md;
+  memory weights;
+  ResidualMode mode = ResidualMode::kNone;
+};
+
+}  // namespace
+
+struct Conv2d::Impl {
+  int64_t o = 0, i = 0, kh = 0, kw = 0;
+  int stride = 1;
+  Padding2d pad;
+  bool has_bias = false;
+  memory bias;
+  mutable std::mutex mu;
+  mutable du::PreparedWeights weights;
+  mutable std::map<std::array<int64_t, 4>, Plan> plans;
+
+  int64_t out_h(int64_t h) const { return (h + pad.top + pad.bottom - kh) / stride + 1; }
+  int64_t out_w(int64_t w) const { return (w + pad.left + pad.right - kw) / stride + 1; }
+
+  std::string name() const {
+    return "Conv2d [" + std::to_string(o) + ", " + std::to_string(i) + ", " + std::to_string(kh) + ", " +
+           std::to_string(kw) + "] stride " + std::to_string(stride);
+  }
+
+  dnnl::convolution_forward::primitive_desc make_pd(int64_t n, int64_t h, int64_t w, ResidualMode mode,
+                                                    const memory::desc& w_md) const {
+    memory::desc src({n, i, h, w}, dt::f32, tag::nhwc);
+    memory::desc dst({n, o, out_h(h), out_w(w)}, dt::f32, tag::nhwc);
+    memory::desc bias_md = has_bias ? memory::desc({o}, dt::f32, tag::x) : memory::desc();
+    dnnl::primitive_attr attr = du::base_attr();
+    dnnl::post_ops ops;
+    if (mode == ResidualMode::kBinary) ops.append_binary(dnnl::algorithm::binary_add, dst);
+    if (mode == ResidualMode::kSum) ops.append_sum(1.f);
+    attr.set_post_ops(ops);
+    // convolution_direct, never Winograd: its transform changes rounding noticeably.
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src,
+                                      w_md, bias_md, dst, {stride, stride}, {pad.top, pad.left},
+                                      {pad.bottom, pad.right});
+    return dnnl::convolution_forward::primitive_desc(d, attr, du::engine());
+  }
+
+  memory::desc any_weights() const { return memory::desc({o, i, kh, kw}, dt::f32, tag::any); }
+
+  void fill(Plan& p, const dnnl::convolution_forward::primitive_desc& pd, ResidualMode mode) const {
+    p.prim = dnnl::convolution_forward(pd);
+    p.src_md = pd.src_desc();
+    p.dst_md = pd.dst_desc();
+    p.scratch_md = pd.scratchpad_desc();
+    p.weights = weights.get(pd.weights_desc());
+    p.mode = mode;
+  }
+
+  const Plan& plan(int64_t n, int64_t h, int64_t w, ResidualMode mode) const {
+    std::lock_guard<std::mutex> lock(mu);
+    std::array<int64_t, 4> key{n, h, w, int64_t(mode)};
+    auto it = plans.find(key);
+    if (it != plans.end()) return it->second;
+    Plan p;
+    try {
+      auto pd = make_pd(n, h, w, mode, any_weights());
+      // A binary add only the reference code supports would be far slower than a copy + sum.
+      if (mode == ResidualMode::kBinary && du::is_reference_impl(pd))
+        fill(p, make_pd(n, h, w, ResidualMode::kSum, any_weights()), ResidualMode::kSum);
+      else
+        fill(p, pd, mode);
+    } catch (const dnnl::error& e) {
+      du::rethrow(e, name() + " on input [" + std::to_string(n) + ", " + std::to_string(h) + ", " +
+                         std::to_string(w) + ", " + std::to_string(i) + "]");
+    }
+    return plans.emplace(key, p).first->second;
+  }
+};
+
+Conv2d::Conv2d(const TensorView& weight, const TensorView* bias, int stride, int padding)
+    : Conv2d(weight, bias, stride, Padding2d{padding, padding, padding, padding}) {}
+
+Conv2d::Conv2d(const TensorView& weight, const TensorView* bias, int stride, Padding2d padding)
+    : impl_(std::make_unique<Impl>()) {
+  const Shape& s = weight.shape;
+  check(s.size() == 4 && s[0] > 0 && s[1] > 0 && s[2] > 0 && s[3] > 0, ErrorCode::kInvalidArgument,
+        "Conv2d weight '" + weight.name + "' must be [O, I, kh, kw], got " + shape_str(s));
+  check(stride >= 1, ErrorCode::kInvalidArgument, "Conv2d '" + weight.name + "': stride must be >= 1");
+  check(padding.top >= 0 && padding.bottom >= 0 && padding.left >= 0 && padding.right >= 0,
+        ErrorCode::kInvalidArgument, "Conv2d '" + weight.name + "': negative padding");
+  Impl& im = *impl_;
+  im.o = s[0];
+  im.i = s[1];
+  im.kh = s[2];
+  im.kw = s[3];
+  im.stride = stride;
+  im.pad = padding;
+  Tensor w = to_f32(weight);
+  try {
+    if (bias) {
+      check(bias->numel() == im.o, ErrorCode::kInvalidArgument,
+            "Conv2d bias '" + bias->name + "' has shape " + shape_str(bias->shape) + ", expected [" +
+                std::to_string(im.o) + "]");
+      Tensor b = to_f32(*bias);
+      im.has_bias = true;
+      im.bias = memory({{im.o}, dt::f32, tag::x}, du::engine());
+      std::memcpy(im.bias.get_data_handle(), b.f32(), size_t(im.o) * 4);
+    }
+    int64_t hw = std::max<int64_t>(kRepresentativeHW, std::max(im.kh, im.kw));
+    auto pd = im.make_pd(kRepresentativeN, hw, hw, ResidualMode::kNone, im.any_weights());
+    memory::desc plain({im.o, im.i, im.kh, im.kw}, dt::f32, tag::oihw);
+    im.weights = du::PreparedWeights(plain, w.f32(), pd.weights_desc());
+  } catch (const dnnl::error& e) {
+    du::rethrow(e, "preparing Conv2d weight '" + weight.name + "'");
+  }
+}
+
+Conv2d::~Conv2d() = default;
+Conv2d::Conv2d(Conv2d&&) noexcept = default;
+Conv2d& Conv2d::operator=(Conv2d&&) noexcept = default;
+
+int64_t Conv2d::in_channels() const { return impl_->i; }
+int64_t Conv2d::out_channels() const { return impl_->o; }
+int Conv2d::kernel_size() const { return int(impl_->kh); }
+int Conv2d::kernel_width() const { return int(impl_->kw); }
+int Conv2d::stride() const { return impl_->stride; }
+Padding2d Conv2d::padding() const { return impl_->pad; }
+int64_t Conv2d::out_height(int64_t h) const { return impl_->out_h(h); }
+int64_t Conv2d::out_width(int64_t w) const { return impl_->out_w(w); }
+
+int64_t Conv2d::cached_plans() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return int64_t(impl_->plans.size());
+}
+
+void Conv2d::run(const float* x, int64_t n, int64_t h, int64_t w, float* out, const float* residual) const {
+  const Impl& im = *impl_;
+  check(n >= 0 && h > 0 && w > 0 && im.out_h(h) > 0 && im.out_w(w) > 0 &&
+            h + im.pad.top + im.pad.bottom >= im.kh && w + im.pad.left + im.pad.right >= im.kw,
+        ErrorCode::kInvalidArgument,
+        im.name() + ": input " + std::to_string(h) + "x" + std::to_string(w) + " is smaller than the kernel");
+  if (n == 0) return;
+  ResidualMode mode = !residual ? ResidualMode::kNone : residual == out ? ResidualMode::kSum : ResidualMode::kBinary;
+  const Plan& p = im.plan(n, h, w, mode);
+  if (mode == ResidualMode::kBinary && p.mode == ResidualMode::kSum)
+    std::memcpy(out, residual, p.dst_md.get_size());
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, du::wrap(p.src_md, x)},
+                                       {DNNL_ARG_WEIGHTS, p.weights},
+                                       {DNNL_ARG_DST, du::wrap(p.dst_md, out)}};
+  if (im.has_bias) args[DNNL_ARG_BIAS] = im.bias;
+  if (p.mode == ResidualMode::kBinary)
+    args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = du::wrap(p.dst_md, residual);
+  du::execute(p.prim, args, p.scratch_md, im.name());
+}
+
+Tensor Conv2d::run(const Tensor& x, const Tensor* residual) const {
+  const Impl& im = *impl_;
+  check(x.rank() == 4 && x.dim(3) == im.i, ErrorCode::kInvalidArgument,
+        im.name() + " expects NHWC input with " + std::to_string(im.i) + " channels, got " + shape_str(x.shape()));
+  int64_t n = x.dim(0), h = x.dim(1), w = x.dim(2);
+  check(h > 0 && w > 0 && im.out_h(h) > 0 && im.out_w(w) > 0, ErrorCode::kInvalidArgument,
+        im.name() + ": input " + shape_str(x.shape()) + " is smaller than the kernel");
+  Shape out_shape{n, im.out_h(h), im.out_w(w), im.o};
+  if (residual)
+    check(residual->shape() == out_shape, ErrorCode::kInvalidArgument,
+          im.name() + ": residual has shape " + shape_str(residual->shape()) + ", expected " + shape_str(out_shape));
+  Tensor out = Tensor::empty(out_shape);
+  run(x.f32(), n, h, w, out.f32(), residual ? residual->f32() : nullptr);
+  return out;
+}
+
+}  // namespace sdpal::cpu

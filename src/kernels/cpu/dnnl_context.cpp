@@ -1,0 +1,91 @@
+#include "kernels/cpu/dnnl_context.h"
+
+#include <cstdlib>
+#include <memory>
+
+#include "core/error.h"
+
+namespace sdpal::cpu::dnnl_util {
+namespace {
+
+// Grows to the largest scratchpad any primitive run on this thread needed; never shrinks.
+struct Scratch {
+  std::unique_ptr<uint8_t, decltype(&std::free)> data{nullptr, &std::free};
+  size_t size = 0;
+  void* get(size_t bytes) {
+    if (bytes > size) {
+      size_t rounded = (bytes + 4095) / 4096 * 4096;
+      void* p = std::aligned_alloc(64, rounded);
+      if (!p) fail(ErrorCode::kInternal, "out of memory allocating a oneDNN scratchpad");
+      data.reset(static_cast<uint8_t*>(p));
+      size = rounded;
+    }
+    return data.get();
+  }
+};
+
+}  // namespace
+
+const dnnl::engine& engine() {
+  static const dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  return eng;
+}
+
+dnnl::primitive_attr base_attr() {
+  dnnl::primitive_attr attr;
+  attr.set_fpmath_mode(dnnl::fpmath_mode::strict);
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+void rethrow(const dnnl::error& e, const std::string& what) {
+  ErrorCode code = e.status == dnnl_unimplemented ? ErrorCode::kUnsupported : ErrorCode::kInternal;
+  fail(code, what + ": oneDNN error: " + e.what());
+}
+
+dnnl::memory wrap(const dnnl::memory::desc& md, const void* data) {
+  return dnnl::memory(md, engine(), const_cast<void*>(data));
+}
+
+void execute(const dnnl::primitive& prim, std::unordered_map<int, dnnl::memory>& args,
+             const dnnl::memory::desc& scratch_md, const std::string& what) {
+  thread_local Scratch scratch;
+  thread_local std::unique_ptr<dnnl::stream> stream;
+  try {
+    if (!stream) stream = std::make_unique<dnnl::stream>(engine());
+    size_t bytes = scratch_md.get_size();
+    if (bytes) args[DNNL_ARG_SCRATCHPAD] = wrap(scratch_md, scratch.get(bytes));
+    prim.execute(*stream, args);
+    stream->wait();
+  } catch (const dnnl::error& e) {
+    rethrow(e, what);
+  }
+}
+
+bool is_reference_impl(const dnnl::primitive_desc_base& pd) {
+  std::string impl = pd.impl_info_str();
+  return impl.rfind("ref", 0) == 0;
+}
+
+PreparedWeights::PreparedWeights(const dnnl::memory::desc& plain_md, const void* plain,
+                                 const dnnl::memory::desc& layout) {
+  dnnl::memory src = wrap(plain_md, plain);
+  dnnl::memory dst(layout, engine());
+  dnnl::stream s(engine());
+  dnnl::reorder(src, dst).execute(s, src, dst);
+  s.wait();
+  copies_.push_back(dst);
+}
+
+dnnl::memory PreparedWeights::get(const dnnl::memory::desc& layout) {
+  for (const dnnl::memory& m : copies_)
+    if (m.get_desc() == layout) return m;
+  dnnl::memory dst(layout, engine());
+  dnnl::stream s(engine());
+  dnnl::reorder(copies_.front(), dst).execute(s, copies_.front(), dst);
+  s.wait();
+  copies_.push_back(dst);
+  return dst;
+}
+
+}  // namespace sdpal::cpu::dnnl_util

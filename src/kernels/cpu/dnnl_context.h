@@ -1,0 +1,53 @@
+// Shared oneDNN plumbing for the kernels that use it (Linear, Conv2d): one CPU engine, a stream
+// per thread, per-thread scratchpads, and weights kept in whatever blocked layouts the primitives
+// ask for. Internal to src/kernels/cpu.
+#pragma once
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace sdpal::cpu::dnnl_util {
+
+const dnnl::engine& engine();
+
+// Attributes every primitive starts from: strict fp32 math (an environment default of bf16 must not
+// silently change results) and a caller-provided scratchpad, so one primitive can run on several
+// threads at once.
+dnnl::primitive_attr base_attr();
+
+// Runs `prim` on this thread's stream with a scratchpad of `scratch_md` (this thread's buffer) and
+// waits. oneDNN errors become sdpal::Error naming `what`.
+void execute(const dnnl::primitive& prim, std::unordered_map<int, dnnl::memory>& args,
+             const dnnl::memory::desc& scratch_md, const std::string& what);
+
+// A memory object over caller-owned data (no copy).
+dnnl::memory wrap(const dnnl::memory::desc& md, const void* data);
+
+// True when oneDNN fell back to its reference (slow, unblocked) implementation.
+bool is_reference_impl(const dnnl::primitive_desc_base& pd);
+
+// A weight tensor stored in the blocked layouts primitives asked for. The first layout is made at
+// construction; a primitive that prefers another layout (oneDNN's choice can depend on the
+// activation shape) gets a reordered copy, made once and kept.
+class PreparedWeights {
+ public:
+  PreparedWeights() = default;
+  // Reorders `plain` (described by plain_md) into `layout`.
+  PreparedWeights(const dnnl::memory::desc& plain_md, const void* plain, const dnnl::memory::desc& layout);
+  // The weights in `layout`, reordered from the first layout when new. Not thread-safe: callers hold
+  // their own lock while building plans.
+  dnnl::memory get(const dnnl::memory::desc& layout);
+  dnnl::memory::desc first_layout() const { return copies_.front().get_desc(); }
+  size_t layouts() const { return copies_.size(); }
+
+ private:
+  std::vector<dnnl::memory> copies_;
+};
+
+// Converts a dnnl::error into sdpal::Error with context.
+[[noreturn]] void rethrow(const dnnl::error& e, const std::string& what);
+
+}  // namespace sdpal::cpu::dnnl_util

@@ -1,0 +1,162 @@
+#include "kernels/cpu/linear.h"
+
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include "core/error.h"
+#include "kernels/cpu/dnnl_context.h"
+
+namespace sdpal::cpu {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+namespace du = dnnl_util;
+
+namespace {
+
+// The weight layout is chosen for this M; oneDNN's brgemm matmul picks the same blocked layout for
+// every M on the CPUs seen so far, and PreparedWeights keeps a second copy if one ever differs.
+constexpr int64_t kRepresentativeM = 256;
+
+enum class ResidualMode { kNone, kBinary, kSum };
+
+struct Plan {
+  dnnl::matmul prim;
+  memory::desc src_md, dst_md, residual_md, scratch_md;
+  memory weights;
+  ResidualMode mode = ResidualMode::kNone;
+};
+
+}  // namespace
+
+struct Linear::Impl {
+  int64_t n = 0, k = 0;
+  bool has_bias = false;
+  memory bias;
+  mutable std::mutex mu;
+  mutable du::PreparedWeights weights;
+  mutable std::map<std::pair<int64_t, int>, Plan> plans;
+
+  dnnl::matmul::primitive_desc make_pd(int64_t m, ResidualMode mode, const memory::desc& w_md) const {
+    memory::desc src({m, k}, dt::f32, tag::ab), dst({m, n}, dt::f32, tag::ab);
+    memory::desc bias_md = has_bias ? memory::desc({1, n}, dt::f32, tag::ab) : memory::desc();
+    dnnl::primitive_attr attr = du::base_attr();
+    dnnl::post_ops ops;
+    if (mode == ResidualMode::kBinary) ops.append_binary(dnnl::algorithm::binary_add, dst);
+    if (mode == ResidualMode::kSum) ops.append_sum(1.f);
+    attr.set_post_ops(ops);
+    return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, w_md, bias_md, dst), attr, du::engine());
+  }
+
+  const Plan& plan(int64_t m, ResidualMode mode) const {
+    std::lock_guard<std::mutex> lock(mu);
+    auto key = std::make_pair(m, int(mode));
+    auto it = plans.find(key);
+    if (it != plans.end()) return it->second;
+    Plan p;
+    p.mode = mode;
+    try {
+      auto pd = make_pd(m, mode, memory::desc({k, n}, dt::f32, tag::any));
+      // A fused binary add that only oneDNN's reference code supports would be far slower than
+      // copying the residual into y and using the (always fast) sum post-op.
+      if (mode == ResidualMode::kBinary && du::is_reference_impl(pd)) {
+        Plan fallback = plan_unlocked_sum(m);
+        fallback.mode = ResidualMode::kSum;
+        return plans.emplace(key, fallback).first->second;
+      }
+      fill(p, pd);
+    } catch (const dnnl::error& e) {
+      du::rethrow(e, "Linear [" + std::to_string(n) + ", " + std::to_string(k) + "] with M=" + std::to_string(m));
+    }
+    return plans.emplace(key, p).first->second;
+  }
+
+  Plan plan_unlocked_sum(int64_t m) const {
+    Plan p;
+    p.mode = ResidualMode::kSum;
+    fill(p, make_pd(m, ResidualMode::kSum, memory::desc({k, n}, dt::f32, tag::any)));
+    return p;
+  }
+
+  void fill(Plan& p, const dnnl::matmul::primitive_desc& pd) const {
+    p.prim = dnnl::matmul(pd);
+    p.src_md = pd.src_desc();
+    p.dst_md = pd.dst_desc();
+    p.residual_md = pd.dst_desc();
+    p.scratch_md = pd.scratchpad_desc();
+    p.weights = weights.get(pd.weights_desc());
+  }
+};
+
+Linear::Linear(const TensorView& weight, const TensorView* bias) : impl_(std::make_unique<Impl>()) {
+  const Shape& s = weight.shape;
+  bool ok = s.size() == 2 || (s.size() == 4 && s[2] == 1 && s[3] == 1);
+  check(ok && s[0] > 0 && s[1] > 0, ErrorCode::kInvalidArgument,
+        "Linear weight '" + weight.name + "' must be [N, K] or [N, K, 1, 1], got " + shape_str(s));
+  impl_->n = s[0];
+  impl_->k = s[1];
+  Tensor w = to_f32(weight);
+  try {
+    if (bias) {
+      check(bias->numel() == impl_->n, ErrorCode::kInvalidArgument,
+            "Linear bias '" + bias->name + "' has shape " + shape_str(bias->shape) + ", expected [" +
+                std::to_string(impl_->n) + "]");
+      Tensor b = to_f32(*bias);
+      impl_->has_bias = true;
+      impl_->bias = memory({{1, impl_->n}, dt::f32, tag::ab}, du::engine());
+      std::memcpy(impl_->bias.get_data_handle(), b.f32(), size_t(impl_->n) * 4);
+    }
+    // torch stores W as [N, K]: that is the [K, N] matmul operand in column-major ("ba") order.
+    memory::desc plain({impl_->k, impl_->n}, dt::f32, tag::ba);
+    auto pd = impl_->make_pd(kRepresentativeM, ResidualMode::kNone, memory::desc({impl_->k, impl_->n}, dt::f32, tag::any));
+    impl_->weights = du::PreparedWeights(plain, w.f32(), pd.weights_desc());
+  } catch (const dnnl::error& e) {
+    du::rethrow(e, "preparing Linear weight '" + weight.name + "'");
+  }
+}
+
+Linear::~Linear() = default;
+Linear::Linear(Linear&&) noexcept = default;
+Linear& Linear::operator=(Linear&&) noexcept = default;
+
+int64_t Linear::in_features() const { return impl_->k; }
+int64_t Linear::out_features() const { return impl_->n; }
+
+int64_t Linear::cached_plans() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return int64_t(impl_->plans.size());
+}
+
+void Linear::run(const float* x, int64_t m, float* y, const float* residual) const {
+  check(m >= 0, ErrorCode::kInvalidArgument, "Linear: negative row count");
+  if (m == 0) return;
+  const Impl& im = *impl_;
+  ResidualMode mode = !residual ? ResidualMode::kNone : residual == y ? ResidualMode::kSum : ResidualMode::kBinary;
+  const Plan& p = im.plan(m, mode);
+  if (mode == ResidualMode::kBinary && p.mode == ResidualMode::kSum)
+    std::memcpy(y, residual, size_t(m * im.n) * 4);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, du::wrap(p.src_md, x)},
+                                       {DNNL_ARG_WEIGHTS, p.weights},
+                                       {DNNL_ARG_DST, du::wrap(p.dst_md, y)}};
+  if (im.has_bias) args[DNNL_ARG_BIAS] = im.bias;
+  if (p.mode == ResidualMode::kBinary)
+    args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = du::wrap(p.residual_md, residual);
+  du::execute(p.prim, args, p.scratch_md, "Linear");
+}
+
+Tensor Linear::run(const Tensor& x, const Tensor* residual) const {
+  check(x.rank() >= 1 && x.dim(-1) == impl_->k, ErrorCode::kInvalidArgument,
+        "Linear expects [..., " + std::to_string(impl_->k) + "], got " + shape_str(x.shape()));
+  Shape out_shape = x.shape();
+  out_shape.back() = impl_->n;
+  if (residual)
+    check(residual->shape() == out_shape, ErrorCode::kInvalidArgument,
+          "Linear residual has shape " + shape_str(residual->shape()) + ", expected " + shape_str(out_shape));
+  Tensor y = Tensor::empty(out_shape);
+  run(x.f32(), x.numel() / impl_->k, y.f32(), residual ? residual->f32() : nullptr);
+  return y;
+}
+
+}  // namespace sdpal::cpu

@@ -1,0 +1,43 @@
+// A diffusers model folder (model_index.json + one sub-folder per component), loaded into the
+// native modules. Every size comes from the components' config.json files.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "io/image_preprocess.h"
+#include "model/clip_text_encoder.h"
+#include "model/safety_checker.h"
+#include "model/tokenizer.h"
+#include "model/unet.h"
+#include "model/vae.h"
+
+namespace sdpal {
+
+struct LoadOptions {
+  bool safety_checker = true;  // load and run it when the folder has one
+  std::string variant;         // "" = plain files, falling back to any variant; "fp16" = *.fp16.safetensors first
+};
+
+struct StableDiffusionModel {
+  std::string path, name;
+  std::unique_ptr<ClipTokenizer> tokenizer;
+  std::unique_ptr<ClipTextEncoder> text_encoder;
+  std::unique_ptr<UNet> unet;
+  std::unique_ptr<VaeDecoder> vae;
+  std::unique_ptr<SafetyChecker> safety_checker;  // null when absent or disabled
+  PreprocessConfig feature_extractor;
+  nlohmann::json scheduler_config;
+  std::vector<std::string> weight_files;  // every file mapped, for inspect and hashing
+  int vae_scale_factor() const { return vae->config().scale_factor(); }
+  int default_size() const { return unet->config().sample_size * vae_scale_factor(); }
+};
+
+// Weight files of one component folder (single file or sharded index), honouring the variant.
+std::vector<std::string> find_component_weights(const std::string& dir, const std::string& variant);
+
+std::unique_ptr<StableDiffusionModel> load_diffusers_folder(const std::string& path, const LoadOptions& opts);
+
+}  // namespace sdpal

@@ -1,0 +1,32 @@
+// Stable Diffusion's safety checker (diffusers' StableDiffusionSafetyChecker): CLIP image
+// embedding compared by cosine similarity with 17 concept and 3 "special care" embeddings,
+// each with its own threshold; a flagged image is replaced by black.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "model/clip_vision_encoder.h"
+
+namespace sdpal {
+
+struct SafetyResult {
+  bool nsfw = false;
+  std::vector<double> special_scores, concept_scores;  // rounded to 3 decimals, as diffusers reports them
+};
+
+class SafetyChecker {
+ public:
+  SafetyChecker(const ClipVisionConfig& cfg, WeightBinder& w);
+  // pixels: the feature extractor's output [N, S, S, 3]. Returns the image embeddings [N, proj].
+  Tensor image_embeds(const Tensor& pixels) const;
+  std::vector<SafetyResult> check(const Tensor& pixels) const;
+  const ClipVisionConfig& config() const { return cfg_; }
+
+ private:
+  ClipVisionConfig cfg_;
+  std::unique_ptr<ClipVisionEncoder> vision_;
+  std::optional<cpu::Linear> projection_;
+  Tensor concept_embeds_, special_embeds_, concept_weights_, special_weights_;
+};
+
+}  // namespace sdpal

@@ -1,0 +1,47 @@
+// Strict weight binding: a module asks for each parameter by name with the shape it expects.
+// Missing or wrong-shaped tensors are errors at once; tensors nobody asked for are reported by
+// finish(), so a checkpoint for another architecture can never half-load.
+#pragma once
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "io/tensor_file.h"
+
+namespace sdpal {
+
+class WeightBinder {
+ public:
+  // `component` names the model part in error messages (e.g. "unet").
+  WeightBinder(std::string component, std::vector<std::shared_ptr<TensorFile>> files);
+
+  // Tensors matching one of these prefixes (e.g. buffers such as "text_model.embeddings.position_ids")
+  // may stay unused.
+  void allow_unused_prefix(const std::string& prefix) { ignorable_.push_back(prefix); }
+
+  bool has(const std::string& name) const;
+  // The tensor `name`, which must have exactly `shape`. Trailing/inner size-1 axes are NOT squeezed.
+  const TensorView& get(const std::string& name, const Shape& shape);
+  // As get(), but any shape with the same element count and the same leading dim is accepted
+  // (e.g. a linear weight stored as [out, in, 1, 1]).
+  const TensorView& get_compatible(const std::string& name, const Shape& shape);
+  Tensor get_f32(const std::string& name, const Shape& shape);
+
+  // Throws if any tensor was never bound.
+  void finish() const;
+  const std::string& component() const { return component_; }
+  size_t bound_count() const { return used_.size(); }
+
+ private:
+  const TensorView& lookup(const std::string& name) const;
+  std::string component_;
+  std::vector<std::shared_ptr<TensorFile>> files_;
+  std::map<std::string, const TensorView*> index_;
+  std::map<std::string, std::string> origin_;  // name -> file path
+  std::set<std::string> used_;
+  std::vector<std::string> ignorable_;
+};
+
+}  // namespace sdpal
