@@ -64,6 +64,16 @@ std::string output_name(const std::string& out, int index, int count) {
   return (p.parent_path() / (p.stem().string() + "-" + std::to_string(index + 1) + ext)).string();
 }
 
+// The names A1111-style tools use in their "Sampler:" field.
+std::string a1111_sampler_name(const std::string& cls, bool karras) {
+  std::string n = cls == "PNDMScheduler" ? "PNDM"
+                  : cls == "DDIMScheduler" ? "DDIM"
+                  : cls == "EulerDiscreteScheduler" ? "Euler"
+                  : cls == "EulerAncestralDiscreteScheduler" ? "Euler a"
+                  : cls == "DPMSolverMultistepScheduler" ? "DPM++ 2M" : cls;
+  return karras ? n + " Karras" : n;
+}
+
 }  // namespace
 
 int run_generate(int argc, char** argv) {
@@ -147,7 +157,7 @@ int run_generate(int argc, char** argv) {
     std::ostringstream params;
     params << p.prompt << "\n";
     if (!p.negative_prompt.empty()) params << "Negative prompt: " << p.negative_prompt << "\n";
-    params << "Steps: " << p.steps << ", Sampler: " << r.sampler_name << (p.sampler.karras ? " Karras" : "")
+    params << "Steps: " << p.steps << ", Sampler: " << a1111_sampler_name(r.sampler_name, p.sampler.karras)
            << ", CFG scale: " << a.str("--cfg", "7.5") << ", Seed: " << p.seed << ", Size: " << p.width << "x"
            << p.height;
     if (!hash.empty()) params << ", Model hash: " << hash;

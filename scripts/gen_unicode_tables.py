@@ -94,6 +94,16 @@ PROPS = [  # (C++ name, predicate): bit i of the property word
 ]
 
 
+def check_literal_case_folding():
+    """tokenizer.cpp matches the pattern's ASCII literals case-insensitively by hand, assuming
+    that besides ASCII case only U+017F (long s) matches 's'. Verify that with `regex`."""
+    for ch in sorted(set("<|startoftext|><|endoftext|>'s't're've'm'll'd")):
+        rx = regex.compile(regex.escape(ch), regex.IGNORECASE)
+        hits = {cp for cp in range(MAXCP) if rx.match(chr(cp))}
+        expect = {ord(ch), ord(ch.upper())} | ({0x17F} if ch == "s" else set())
+        assert hits == expect, (ch, sorted(map(hex, hits)))
+
+
 def prop_table():
     runs = []  # (first, bits)
     prev = None
@@ -367,6 +377,7 @@ def main():
 
     # Properties.
     print("properties...", file=sys.stderr)
+    check_literal_case_folding()
     runs = prop_table()
     names = [n for n, _ in PROPS]
     w.line("// Property bits from the first code point of each run to the next run's first.")

@@ -59,11 +59,13 @@ void read_fn(png_structp png, png_bytep out, size_t n) {
 constexpr png_uint_32 kMaxSide = 32768;
 
 // Reads the header and sets up the transforms that turn every PNG into RGB8.
-bool read_header(PngCtx* ctx, ReadCursor* cursor, png_uint_32* width, png_uint_32* height, size_t* rowbytes) {
+bool read_header(PngCtx* ctx, ReadCursor* cursor, png_uint_32* width, png_uint_32* height, size_t* rowbytes,
+                 uint64_t* raw_bytes) {
   if (setjmp(png_jmpbuf(ctx->png))) return false;
   png_set_read_fn(ctx->png, cursor, read_fn);
   png_set_user_limits(ctx->png, kMaxSide, kMaxSide);
   png_read_info(ctx->png, ctx->info);
+  *raw_bytes = (uint64_t(png_get_rowbytes(ctx->png, ctx->info)) + 1) * png_get_image_height(ctx->png, ctx->info);
   const int color = png_get_color_type(ctx->png, ctx->info);
   if (png_get_bit_depth(ctx->png, ctx->info) == 16) png_set_strip_16(ctx->png);
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(ctx->png);
@@ -223,8 +225,13 @@ Image read_png(const std::string& path) {
   ReadCursor cursor{file->data(), file->size(), 0};
   png_uint_32 width = 0, height = 0;
   size_t rowbytes = 0;
-  if (!read_header(&ctx, &cursor, &width, &height, &rowbytes))
+  uint64_t raw_bytes = 0;
+  if (!read_header(&ctx, &cursor, &width, &height, &rowbytes, &raw_bytes))
     fail(ErrorCode::kFormat, "cannot read PNG '" + path + "': " + ctx.message);
+  // Deflate expands at most ~1032:1, so a header claiming more pixel data than the file could
+  // hold is corrupt; checking first avoids allocating for it.
+  if (raw_bytes / 1032 > file->size())
+    fail(ErrorCode::kFormat, "cannot read PNG '" + path + "': image size exceeds what the file can hold");
   if (uint64_t(width) * height > (uint64_t(1) << 28))
     fail(ErrorCode::kUnsupported, "PNG '" + path + "' is too large (" + std::to_string(width) + "x" + std::to_string(height) + ")");
   if (width == 0 || height == 0 || rowbytes != size_t(width) * 3)

@@ -132,6 +132,7 @@ std::unique_ptr<TensorFile> open_safetensors(const std::string& path) {
 
   for (auto& [name, info] : header.items()) {
     if (name == "__metadata__") {
+      if (info.is_null()) continue;  // the reference reader treats null as absent
       if (!info.is_object()) fail(ErrorCode::kFormat, path + ": __metadata__ is not an object");
       for (auto& [k, v] : info.items()) {
         if (!v.is_string()) fail(ErrorCode::kFormat, path + ": __metadata__ value for '" + k + "' is not a string");

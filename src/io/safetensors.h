@@ -14,6 +14,8 @@ namespace sdpal {
 // Memory-maps and validates `path`; views point into the mapping. Throws Error(kIo) if the file
 // cannot be read, Error(kFormat) naming the file (and tensor) if it is malformed, and
 // Error(kUnsupported) for valid dtypes this build does not handle (F8, U16, U32, U64).
+// Like the reference reader, it requires the tensors to tile the data section exactly.
+// tensors() are in data-offset order; metadata() reads "__metadata__".
 std::unique_ptr<TensorFile> open_safetensors(const std::string& path);
 
 struct TensorToWrite {

@@ -17,6 +17,7 @@ using U32View = std::u32string_view;
 using Bytes = std::string;  // byte strings of the encode/decode round trips
 
 constexpr char32_t kReplacement = 0xFFFD;
+constexpr int kMaxRounds = 64;  // ftfy loops until the text settles; we stop a runaway input
 
 bool has_prop(char32_t c, uint16_t bit) { return (unicode::props(c) & bit) != 0; }
 bool is_ascii_alnum(char32_t c) {
@@ -518,19 +519,21 @@ U32 fix_encoding_step(U32View s) {
   return U32(s);
 }
 
+// ftfy.fix_encoding: steps until nothing changes (capped, like fix_segment's rounds).
 U32 fix_encoding(U32View s) {
   U32 text(s);
-  for (;;) {
+  for (int round = 0; round < kMaxRounds; ++round) {
     U32 next = fix_encoding_step(text);
-    if (next == text) return text;
+    if (next == text) break;
     text = std::move(next);
   }
+  return text;
 }
 
 // ftfy.fix_and_explain on one segment.
 U32 fix_segment(U32View segment, bool unescape) {
   U32 text(segment);
-  for (int round = 0; round < 64; ++round) {
+  for (int round = 0; round < kMaxRounds; ++round) {
     U32 orig = text;
     if (unescape) text = unescape_html(text);
     text = fix_encoding(text);

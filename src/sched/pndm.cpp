@@ -1,6 +1,8 @@
-// PNDMScheduler in PLMS mode (skip_prk_steps = true, SD v1's default). The first PLMS step is
-// taken twice: once from x_t with eps_t, then again from x_t with the mean of eps_t and the
-// model output at the first estimate, so N steps cost N + 1 UNet calls.
+// PNDMScheduler. In PLMS mode (skip_prk_steps = true, SD v1's default) the first step is taken
+// twice: once from x_t with eps_t, then again from x_t with the mean of eps_t and the model
+// output at the first estimate, so N steps cost N + 1 UNet calls. Without skip_prk_steps (the
+// class default, e.g. when swapping from a DDIM config) three Runge-Kutta steps of four calls
+// each warm up the history first: N steps cost N + 9 calls.
 #include <cmath>
 #include <deque>
 
@@ -16,7 +18,6 @@ constexpr const char* kName = "PNDMScheduler";
 class PNDM final : public Scheduler {
  public:
   explicit PNDM(const SchedulerConfig& c) : c_(c) {
-    require(c.skip_prk_steps, kName, "skip_prk_steps", "false (Runge-Kutta warm-up)");
     require(c.prediction_type == "epsilon" || c.prediction_type == "v_prediction", kName, "prediction_type",
             c.prediction_type);
     require(c.timestep_spacing == "leading" || c.timestep_spacing == "trailing" || c.timestep_spacing == "linspace",
@@ -43,15 +44,38 @@ class PNDM final : public Scheduler {
       for (auto it = a.rbegin(); it != a.rend(); ++it) ts.push_back(int64_t(np_round(*it)) - 1);
     }
     for (int64_t t : ts) check_train_timestep(t, c_, kName);
-    // plms = reversed(ts[:-1] + ts[-2:-1] + ts[-1:]): the second-largest timestep repeats.
-    std::vector<int64_t> plms(ts.begin(), ts.end() - 1);
-    if (ts.size() >= 2) plms.push_back(ts[ts.size() - 2]);
-    plms.push_back(ts.back());
-    timesteps_.assign(plms.rbegin(), plms.rend());
+    timesteps_.clear();
+    prk_steps_ = 0;
+    if (c_.skip_prk_steps) {
+      // plms = reversed(ts[:-1] + ts[-2:-1] + ts[-1:]): the second-largest timestep repeats.
+      std::vector<int64_t> plms(ts.begin(), ts.end() - 1);
+      if (ts.size() >= 2) plms.push_back(ts[ts.size() - 2]);
+      plms.push_back(ts.back());
+      timesteps_.assign(plms.rbegin(), plms.rend());
+    } else {
+      check(ts.size() >= 4, ErrorCode::kInvalidArgument,
+            std::string(kName) + ": the Runge-Kutta warm-up (skip_prk_steps false) needs at least 4 steps, got " +
+                std::to_string(n));
+      // Each of the top four timesteps and its half-step point; pairs overlap, largest first.
+      const int64_t half = N / n / 2;
+      std::vector<int64_t> p;
+      for (size_t i = ts.size() - 4; i < ts.size(); ++i) {
+        p.push_back(ts[i]);
+        p.push_back(ts[i] + half);
+      }
+      std::vector<int64_t> prk;  // p[:-1].repeat(2)[1:-1]
+      for (size_t i = 0; i + 1 < p.size(); ++i) prk.insert(prk.end(), 2, p[i]);
+      prk = std::vector<int64_t>(prk.begin() + 1, prk.end() - 1);
+      timesteps_.assign(prk.rbegin(), prk.rend());
+      prk_steps_ = int(prk.size());
+      for (size_t i = ts.size() - 3; i-- > 0;) timesteps_.push_back(double(ts[i]));
+    }
+    for (double t : timesteps_) check_train_timestep(int64_t(t), c_, kName);
     num_inference_steps_ = n;
     counter_ = 0;
     ets_.clear();
     cur_sample_ = Tensor();
+    rk_sum_ = Tensor();
   }
 
   Tensor step(const Tensor& model_output, int step_index, const Tensor& sample, const Tensor*) override {
@@ -60,6 +84,7 @@ class PNDM final : public Scheduler {
           std::string(kName) + ": step " + std::to_string(step_index) + " out of order (expected " +
               std::to_string(counter_) + " of " + std::to_string(timesteps_.size()) + ")");
     const int64_t numel = check_same_f32(model_output, sample, "model_output", "sample", kName);
+    if (counter_ < prk_steps_) return step_prk(model_output, sample);
     const int64_t ratio = c_.num_train_timesteps / num_inference_steps_;
     int64_t timestep = int64_t(timesteps_[size_t(step_index)]);
     int64_t prev_timestep = timestep - ratio;
@@ -115,6 +140,31 @@ class PNDM final : public Scheduler {
   }
 
  private:
+  // One of the Runge-Kutta calls: 1/6, 1/3, 1/3, 1/6 weights over each group of four.
+  Tensor step_prk(const Tensor& model_output, const Tensor& sample) {
+    const int64_t n = sample.numel();
+    const int phase = counter_ % 4;
+    const int64_t half = c_.num_train_timesteps / num_inference_steps_ / 2;
+    const int64_t prev_timestep = int64_t(timesteps_[size_t(counter_)]) - (counter_ % 2 ? 0 : half);
+    const int64_t timestep = int64_t(timesteps_[size_t(counter_ / 4 * 4)]);
+    const float* m = model_output.f32();
+    const float sixth = float(1.0 / 6.0), third = float(1.0 / 3.0);
+    Tensor eps = model_output.clone();
+    if (phase == 0) {
+      rk_sum_ = Tensor::empty(sample.shape());
+      for (int64_t i = 0; i < n; ++i) rk_sum_.f32()[i] = sixth * m[i];
+      ets_.push_back(model_output.clone());
+      cur_sample_ = sample.clone();
+    } else if (phase == 3) {
+      for (int64_t i = 0; i < n; ++i) eps.f32()[i] = rk_sum_.f32()[i] + sixth * m[i];
+    } else {
+      for (int64_t i = 0; i < n; ++i) rk_sum_.f32()[i] = rk_sum_.f32()[i] + third * m[i];
+    }
+    Tensor prev = prev_sample(cur_sample_, timestep, prev_timestep, eps);
+    ++counter_;
+    return prev;
+  }
+
   // diffusers' _get_prev_sample (formula (9) of the PNDM paper), float32 as torch does it.
   Tensor prev_sample(const Tensor& sample, int64_t t, int64_t t_prev, Tensor& eps) const {
     check_train_timestep(t, c_, kName);
@@ -143,6 +193,8 @@ class PNDM final : public Scheduler {
   std::vector<double> timesteps_;
   int num_inference_steps_ = 0;
   int counter_ = 0;
+  int prk_steps_ = 0;  // leading Runge-Kutta calls in timesteps_ (0 in PLMS mode)
+  Tensor rk_sum_;      // the running Runge-Kutta combination of the current group
   std::deque<Tensor> ets_;  // the last four model outputs (diffusers keeps ets[-3:] + new)
   Tensor cur_sample_;
 };

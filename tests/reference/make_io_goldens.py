@@ -7,8 +7,9 @@
   and one lookup table lut[c, v] = pixel value of channel c for uint8 value v; the script asserts
   that the processor's pixel_values equal lut[crop] exactly, so the pair is the processor output.
 - safetensors_ref.safetensors: written by the safetensors Python library (layout reference).
-- tiny.ckpt, tiny_p4.ckpt, noncontig.ckpt, evil_system.ckpt, evil_reduce.ckpt, legacy.ckpt:
-  torch.save checkpoints (and hostile ones) for the restricted unpickler.
+- tiny.ckpt (+ tiny_expected.safetensors, the same tensors), tiny_p4.ckpt, noncontig.ckpt,
+  evil_system.ckpt, legacy.ckpt: torch.save checkpoints (and hostile or unsupported ones) for the
+  restricted unpickler. Everything but legacy.ckpt (random magic) regenerates byte-identically.
 - deflated.zip: a zip with stored and deflated entries, made by Python's zipfile.
 - png_*.png + png_expected.safetensors + png_text.json: Pillow-written PNGs of each color type
   with their RGB pixels and text chunks (tEXt, iTXt, zTXt).
@@ -16,8 +17,6 @@
 import collections
 import json
 import os
-import pickle
-import struct
 import zipfile
 
 import numpy as np
@@ -118,7 +117,7 @@ def make_preprocess():
         tensors[name] = torch.from_numpy(crop)
         cases.append({"name": name, "width": w, "height": h, "pattern": pattern, "config": cfg})
     save_file(tensors, os.path.join(OUT, "preprocess.safetensors"),
-              metadata={"transformers": transformers.__version__, "pillow": PIL.__version__})
+              metadata={"made_by": "transformers %s, pillow %s" % (transformers.__version__, PIL.__version__)})
     with open(os.path.join(OUT, "preprocess.json"), "w") as f:
         json.dump({"lut_config": processor({"do_resize": False, "do_center_crop": False})[0],
                    "cases": cases}, f, indent=1)
@@ -170,8 +169,9 @@ class Evil:
 
 def make_checkpoints():
     sd = checkpoint_state_dict()
-    # A Lightning-style checkpoint: weights under "state_dict" next to training counters.
-    torch.save({"state_dict": sd, "global_step": 7, "epoch": 1, "lr": 0.5},
+    # A Lightning-style checkpoint: weights under "state_dict" next to training counters (a numpy
+    # scalar pickles through numpy.core.multiarray.scalar, numpy.dtype and _codecs.encode).
+    torch.save({"state_dict": sd, "global_step": np.int64(7), "epoch": 1, "lr": 0.5},
                os.path.join(OUT, "tiny.ckpt"))
     # Protocol 4 (FRAME, MEMOIZE, STACK_GLOBAL, SHORT_BINUNICODE) and a flat state dict.
     torch.save(sd, os.path.join(OUT, "tiny_p4.ckpt"), pickle_protocol=4)
@@ -183,11 +183,14 @@ def make_checkpoints():
 
 
 def make_zip():
+    def info(name, method):  # fixed timestamps keep the file reproducible
+        return zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), method
     with zipfile.ZipFile(os.path.join(OUT, "deflated.zip"), "w") as z:
-        z.writestr("dir/", b"")
-        z.writestr("dir/stored.txt", b"hello, stored entry\n", compress_type=zipfile.ZIP_STORED)
-        z.writestr("dir/deflated.bin", bytes(i * i % 251 for i in range(100000)),
-                   compress_type=zipfile.ZIP_DEFLATED)
+        for (zi, method), data in [(info("dir/", zipfile.ZIP_STORED), b""),
+                                   (info("dir/stored.txt", zipfile.ZIP_STORED), b"hello, stored entry\n"),
+                                   (info("dir/deflated.bin", zipfile.ZIP_DEFLATED),
+                                    bytes(i * i % 251 for i in range(100000)))]:
+            z.writestr(zi, data, compress_type=method)
         z.comment = b"made by make_io_goldens.py"
 
 

@@ -12,8 +12,9 @@ diffusers' randn_tensor.
 
 Writes tests/goldens/sched/index.json (cases, timesteps, sigmas, init_noise_sigma, alphas_cumprod
 checks), common.safetensors (X0, FIXED, NOISE, alphas_cumprod_*) and trajectories.safetensors
-("<case>.samples" [steps + 1, 1, 4, 8, 8], samples[0] = X0 * init_noise_sigma, and for the Euler
-schedulers "<case>.model_inputs" [steps, 1, 4, 8, 8]).
+("<case>.samples" [steps + 1, 1, 4, 8, 8], samples[0] = X0 * init_noise_sigma, and for the cases
+named in INPUT_CASES "<case>.model_inputs" [steps, 1, 4, 8, 8]; for ADD_NOISE_CASES
+"<case>.add_noise_3" = add_noise(FIXED, X0, timesteps[3])).
 """
 import json
 import math
@@ -33,7 +34,11 @@ from refcommon import REPO, SD14_SCHEDULER_CONFIG  # noqa: E402
 
 OUT = os.path.join(REPO, "tests", "goldens", "sched")
 SHAPE = (1, 4, 8, 8)
-MAX_NOISE_STEPS = 50
+MAX_NOISE_STEPS = 20
+# Cases that also record add_noise at step 3.
+ADD_NOISE_CASES = ("default_10", "ddim_10", "euler_10", "euler_a_10", "dpmpp_2m_10", "dpmpp_2m_karras_10")
+# Cases whose scaled model inputs are stored too (the others' follow from samples and sigmas).
+INPUT_CASES = ("euler_10", "euler_a_10", "euler_leading_7", "euler_a_leading_7", "euler_vpred_6", "ddim_10")
 
 SAMPLERS = {
     "pndm": PNDMScheduler,
@@ -112,8 +117,14 @@ def run_case(case, x0, fixed, noise_bank):
     }
     name = case["name"]
     tensors = {name + ".samples": np.stack(samples).astype(np.float32)}
-    if isinstance(sched, (EulerDiscreteScheduler, EulerAncestralDiscreteScheduler)):
+    if name in INPUT_CASES:
         tensors[name + ".model_inputs"] = np.stack(inputs).astype(np.float32)
+    if name in ADD_NOISE_CASES:
+        # img2img's add_noise(original=FIXED, noise=X0) at the timestep of step 3, on a fresh scheduler.
+        fresh = pipeline_scheduler(case["config"], case["sampler"], case.get("karras", False))
+        fresh.set_timesteps(case["steps"])
+        noisy = fresh.add_noise(fixed, x0, fresh.timesteps[3:4])
+        tensors[name + ".add_noise_3"] = noisy.numpy().astype(np.float32)
     return entry, tensors
 
 
@@ -128,13 +139,13 @@ def cases():
     for n in (1, 2, 10, 50):
         add(f"default_{n}", "default", n)
     add("pndm_3", "pndm", 3)
-    for n in (1, 10, 20):
+    for n in (1, 10):
         add(f"ddim_{n}", "ddim", n)
     add("ddim_eta05_10", "ddim", 10, eta=0.5)
     add("ddim_eta1_2", "ddim", 2, eta=1.0)
     for n in (1, 2, 10, 20):
         add(f"euler_{n}", "euler", n)
-    for n in (1, 10, 20):
+    for n in (1, 10):
         add(f"euler_a_{n}", "euler_a", n)
     for n in (1, 2, 10, 20):
         add(f"dpmpp_2m_{n}", "dpmpp_2m", n)
@@ -185,6 +196,10 @@ def cases():
                   "beta_end": 0.012}
     add("ddim_model_default_10", "default", 10, config=ddim_model)
     add("ddim_model_euler_10", "euler", 10, config=ddim_model)
+    # PNDM.from_config of a config without skip_prk_steps: Runge-Kutta warm-up (N + 9 calls).
+    add("ddim_model_pndm_prk_10", "pndm", 10, config=ddim_model)
+    add("pndm_prk_4", "default", 4, config=with_keys(sd, skip_prk_steps=False))
+    add("pndm_prk_vpred_6", "default", 6, config=with_keys(sd, skip_prk_steps=False, prediction_type="v_prediction"))
     add("dpm_model_default_10", "default", 10,
         config={"_class_name": "DPMSolverMultistepScheduler", "beta_schedule": "scaled_linear",
                 "beta_start": 0.00085, "beta_end": 0.012, "steps_offset": 1, "use_karras_sigmas": True})

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
 #include "golden.h"
 #include "io/image_preprocess.h"
 #include "model/diffusers_folder.h"
@@ -76,9 +77,15 @@ TEST_P(PipelineGolden, MatchesDiffusers) {
   GenerateResult out = txt2img(tiny(), p, {}, &taps);
 
   // Timesteps: the UNet sees exactly diffusers' sequence.
-  Tensor ts = g.f32("timesteps");
-  ASSERT_EQ(out.timesteps.size(), size_t(ts.numel()));
-  for (size_t i = 0; i < out.timesteps.size(); ++i) EXPECT_FLOAT_EQ(float(out.timesteps[i]), ts.f32()[i]) << i;
+  std::vector<double> ts;
+  if (g.view("timesteps").dtype == DType::I64) {
+    for (int64_t t : g.ints("timesteps")) ts.push_back(double(t));
+  } else {
+    Tensor t = g.f32("timesteps");
+    ts.assign(t.f32(), t.f32() + t.numel());
+  }
+  ASSERT_EQ(out.timesteps.size(), ts.size());
+  for (size_t i = 0; i < ts.size(); ++i) EXPECT_FLOAT_EQ(float(out.timesteps[i]), float(ts[i])) << i;
 
   // Initial noise: bit-exact torch.randn.
   Tensor want_init = testing::nchw_to_nhwc(g.f32("init_latents"));

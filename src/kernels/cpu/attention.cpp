@@ -2,6 +2,7 @@
 
 #include "core/cpu_features.h"
 #include "core/error.h"
+#include "core/threads.h"
 #include "kernels/cpu/attention_impl.h"
 
 namespace sdpal::cpu {
@@ -28,6 +29,26 @@ AttentionShape resolve(const AttentionShape& in) {
   check(s.q_stride >= row && s.k_stride >= row && s.v_stride >= row && s.o_stride >= row,
         ErrorCode::kInvalidArgument, "attention: a row stride is smaller than heads * head_dim");
   return s;
+}
+
+void pack_k_panels(const AttentionShape& s, const float* k, float* kpack) {
+  const int64_t d = s.head_dim, npanels = (s.kv_len + 15) / 16;
+  parallel_for(s.batch * s.heads * npanels, [&](int64_t lo, int64_t hi) {
+    for (int64_t idx = lo; idx < hi; ++idx) {
+      const int64_t bh = idx / npanels, p = idx % npanels;
+      const int64_t b = bh / s.heads, h = bh % s.heads;
+      float* dst = kpack + idx * d * 16;
+      for (int64_t j = 0; j < 16; ++j) {
+        const int64_t key = p * 16 + j;
+        if (key < s.kv_len) {
+          const float* src = k + b * s.k_batch_stride + key * s.k_stride + h * d;
+          for (int64_t e = 0; e < d; ++e) dst[e * 16 + j] = src[e];
+        } else {
+          for (int64_t e = 0; e < d; ++e) dst[e * 16 + j] = 0.f;
+        }
+      }
+    }
+  }, 4);
 }
 
 }  // namespace attention_detail

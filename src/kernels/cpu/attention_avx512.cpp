@@ -242,27 +242,6 @@ TGT void run_block(const Job& job, int64_t b, int64_t h, int64_t i0, float* scra
   }
 }
 
-// K of every (batch, head) as 16-key panels [D][16]; keys past kv_len are zero.
-void pack_k(const AttentionShape& s, const float* k, float* kpack, int64_t npanels) {
-  const int64_t d = s.head_dim;
-  parallel_for(s.batch * s.heads * npanels, [&](int64_t lo, int64_t hi) {
-    for (int64_t idx = lo; idx < hi; ++idx) {
-      const int64_t bh = idx / npanels, p = idx % npanels;
-      const int64_t b = bh / s.heads, h = bh % s.heads;
-      float* dst = kpack + idx * d * 16;
-      for (int64_t j = 0; j < 16; ++j) {
-        const int64_t key = p * 16 + j;
-        if (key < s.kv_len) {
-          const float* src = k + b * s.k_batch_stride + key * s.k_stride + h * d;
-          for (int64_t e = 0; e < d; ++e) dst[e * 16 + j] = src[e];
-        } else {
-          for (int64_t e = 0; e < d; ++e) dst[e * 16 + j] = 0.f;
-        }
-      }
-    }
-  }, 4);
-}
-
 }  // namespace
 
 void attention_avx512(const AttentionShape& s, const float* q, const float* k, const float* v, float* out) {
@@ -277,7 +256,7 @@ void attention_avx512(const AttentionShape& s, const float* q, const float* k, c
   job.dp = (s.head_dim + 15) / 16 * 16;
   thread_local ScratchBuffer kpack_buf;
   float* kpack = kpack_buf.get(size_t(s.batch * s.heads * job.npanels * s.head_dim * 16));
-  pack_k(s, k, kpack, job.npanels);
+  pack_k_panels(s, k, kpack);
   job.kpack = kpack;
 
   const int64_t qblocks = (s.q_len + kBq - 1) / kBq;

@@ -10,6 +10,12 @@ namespace sdpal::cpu::attention_detail {
 // Validates `s` and fills zero strides with the packed defaults.
 AttentionShape resolve(const AttentionShape& s);
 
+// K of every (batch, head) as panels of 16 keys, [D][16] each, so scores for 16 keys are built
+// with contiguous vector FMAs; keys past kv_len are zero. kpack holds
+// batch * heads * ceil(kv_len / 16) * head_dim * 16 floats; panel p of (b, h) starts at
+// ((b * heads + h) * npanels + p) * head_dim * 16.
+void pack_k_panels(const AttentionShape& s, const float* k, float* kpack);
+
 // Both take a resolved shape.
 void attention_portable(const AttentionShape& s, const float* q, const float* k, const float* v, float* out);
 void attention_avx512(const AttentionShape& s, const float* q, const float* k, const float* v, float* out);

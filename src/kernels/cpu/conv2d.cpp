@@ -18,10 +18,6 @@ namespace du = dnnl_util;
 
 namespace {
 
-// The weight layout is first chosen for this input (SD's 64x64 latents); oneDNN may prefer another
-// blocking for other spatial sizes, and then PreparedWeights keeps a second copy.
-constexpr int64_t kRepresentativeN = 2, kRepresentativeHW = 64;
-
 enum class ResidualMode { kNone, kBinary, kSum };
 
 struct Plan {
@@ -40,7 +36,12 @@ struct Conv2d::Impl {
   bool has_bias = false;
   memory bias;
   mutable std::mutex mu;
+  // Weights are reordered at the first run, into the layout oneDNN picks for that input shape (its
+  // choice depends on the spatial size); until then the F32 copy is kept. A later shape that
+  // prefers another layout gets a second reordered copy.
+  mutable Tensor plain;
   mutable du::PreparedWeights weights;
+  mutable bool prepared = false;
   mutable std::map<std::array<int64_t, 4>, Plan> plans;
 
   int64_t out_h(int64_t h) const { return (h + pad.top + pad.bottom - kh) / stride + 1; }
@@ -75,6 +76,12 @@ struct Conv2d::Impl {
     p.src_md = pd.src_desc();
     p.dst_md = pd.dst_desc();
     p.scratch_md = pd.scratchpad_desc();
+    if (!prepared) {
+      memory::desc plain_md({o, i, kh, kw}, dt::f32, tag::oihw);
+      weights = du::PreparedWeights(plain_md, plain.f32(), pd.weights_desc());
+      plain = Tensor();
+      prepared = true;
+    }
     p.weights = weights.get(pd.weights_desc());
     p.mode = mode;
   }
@@ -118,7 +125,7 @@ Conv2d::Conv2d(const TensorView& weight, const TensorView* bias, int stride, Pad
   im.kw = s[3];
   im.stride = stride;
   im.pad = padding;
-  Tensor w = to_f32(weight);
+  im.plain = to_f32(weight);
   try {
     if (bias) {
       check(bias->numel() == im.o, ErrorCode::kInvalidArgument,
@@ -129,10 +136,6 @@ Conv2d::Conv2d(const TensorView& weight, const TensorView* bias, int stride, Pad
       im.bias = memory({{im.o}, dt::f32, tag::x}, du::engine());
       std::memcpy(im.bias.get_data_handle(), b.f32(), size_t(im.o) * 4);
     }
-    int64_t hw = std::max<int64_t>(kRepresentativeHW, std::max(im.kh, im.kw));
-    auto pd = im.make_pd(kRepresentativeN, hw, hw, ResidualMode::kNone, im.any_weights());
-    memory::desc plain({im.o, im.i, im.kh, im.kw}, dt::f32, tag::oihw);
-    im.weights = du::PreparedWeights(plain, w.f32(), pd.weights_desc());
   } catch (const dnnl::error& e) {
     du::rethrow(e, "preparing Conv2d weight '" + weight.name + "'");
   }

@@ -1,30 +1,11 @@
 #include "kernels/cpu/dnnl_context.h"
 
-#include <cstdlib>
 #include <memory>
 
 #include "core/error.h"
+#include "kernels/cpu/scratch.h"
 
 namespace sdpal::cpu::dnnl_util {
-namespace {
-
-// Grows to the largest scratchpad any primitive run on this thread needed; never shrinks.
-struct Scratch {
-  std::unique_ptr<uint8_t, decltype(&std::free)> data{nullptr, &std::free};
-  size_t size = 0;
-  void* get(size_t bytes) {
-    if (bytes > size) {
-      size_t rounded = (bytes + 4095) / 4096 * 4096;
-      void* p = std::aligned_alloc(64, rounded);
-      if (!p) fail(ErrorCode::kInternal, "out of memory allocating a oneDNN scratchpad");
-      data.reset(static_cast<uint8_t*>(p));
-      size = rounded;
-    }
-    return data.get();
-  }
-};
-
-}  // namespace
 
 const dnnl::engine& engine() {
   static const dnnl::engine eng(dnnl::engine::kind::cpu, 0);
@@ -49,12 +30,12 @@ dnnl::memory wrap(const dnnl::memory::desc& md, const void* data) {
 
 void execute(const dnnl::primitive& prim, std::unordered_map<int, dnnl::memory>& args,
              const dnnl::memory::desc& scratch_md, const std::string& what) {
-  thread_local Scratch scratch;
+  thread_local ScratchBuffer scratch;  // grows to the largest scratchpad this thread needed
   thread_local std::unique_ptr<dnnl::stream> stream;
   try {
     if (!stream) stream = std::make_unique<dnnl::stream>(engine());
     size_t bytes = scratch_md.get_size();
-    if (bytes) args[DNNL_ARG_SCRATCHPAD] = wrap(scratch_md, scratch.get(bytes));
+    if (bytes) args[DNNL_ARG_SCRATCHPAD] = wrap(scratch_md, scratch.get((bytes + 3) / 4));
     prim.execute(*stream, args);
     stream->wait();
   } catch (const dnnl::error& e) {

@@ -56,32 +56,24 @@ struct Linear::Impl {
     auto it = plans.find(key);
     if (it != plans.end()) return it->second;
     Plan p;
-    p.mode = mode;
     try {
-      auto pd = make_pd(m, mode, memory::desc({k, n}, dt::f32, tag::any));
+      const memory::desc any({k, n}, dt::f32, tag::any);
+      auto pd = make_pd(m, mode, any);
       // A fused binary add that only oneDNN's reference code supports would be far slower than
       // copying the residual into y and using the (always fast) sum post-op.
-      if (mode == ResidualMode::kBinary && du::is_reference_impl(pd)) {
-        Plan fallback = plan_unlocked_sum(m);
-        fallback.mode = ResidualMode::kSum;
-        return plans.emplace(key, fallback).first->second;
-      }
-      fill(p, pd);
+      if (mode == ResidualMode::kBinary && du::is_reference_impl(pd))
+        fill(p, make_pd(m, ResidualMode::kSum, any), ResidualMode::kSum);
+      else
+        fill(p, pd, mode);
     } catch (const dnnl::error& e) {
       du::rethrow(e, "Linear [" + std::to_string(n) + ", " + std::to_string(k) + "] with M=" + std::to_string(m));
     }
     return plans.emplace(key, p).first->second;
   }
 
-  Plan plan_unlocked_sum(int64_t m) const {
-    Plan p;
-    p.mode = ResidualMode::kSum;
-    fill(p, make_pd(m, ResidualMode::kSum, memory::desc({k, n}, dt::f32, tag::any)));
-    return p;
-  }
-
-  void fill(Plan& p, const dnnl::matmul::primitive_desc& pd) const {
+  void fill(Plan& p, const dnnl::matmul::primitive_desc& pd, ResidualMode mode) const {
     p.prim = dnnl::matmul(pd);
+    p.mode = mode;
     p.src_md = pd.src_desc();
     p.dst_md = pd.dst_desc();
     p.residual_md = pd.dst_desc();
@@ -131,6 +123,7 @@ int64_t Linear::cached_plans() const {
 
 void Linear::run(const float* x, int64_t m, float* y, const float* residual) const {
   check(m >= 0, ErrorCode::kInvalidArgument, "Linear: negative row count");
+  check(static_cast<const void*>(x) != y, ErrorCode::kInvalidArgument, "Linear: output must not alias the input");
   if (m == 0) return;
   const Impl& im = *impl_;
   ResidualMode mode = !residual ? ResidualMode::kNone : residual == y ? ResidualMode::kSum : ResidualMode::kBinary;

@@ -20,7 +20,9 @@ class Linear {
 
   int64_t in_features() const;
   int64_t out_features() const;
-  // x: [M, K] contiguous; y: [M, N]; residual: [M, N] or nullptr (added after bias). y may alias residual.
+  // x: [M, K] contiguous; y: [M, N]; residual: [M, N] or nullptr (added after bias). y may alias
+  // residual (fused as an in-place sum) but not x. A separate residual is fused as a binary add.
+  // One oneDNN primitive is built and cached per distinct M (and residual mode) on first use.
   // Thread safety: run() may be called from several threads at once (the per-M primitive cache is
   // locked; each thread has its own scratchpad), though each call already uses all OpenMP threads.
   void run(const float* x, int64_t m, float* y, const float* residual = nullptr) const;
