@@ -63,7 +63,9 @@ int run_bench(int argc, char** argv) {
   Times text encoder (batch 2), one CFG UNet step (batch 2), VAE decode and safety checker (batch 1):
   median of --runs after a warm-up, achieved GFLOP/s, peak RSS. With --torch (default python3), runs
   bench/pytorch_reference.py on the same model and thread count and prints the ratio.
-  --check-unet compares one UNet evaluation with a dump made by pytorch_reference.py --dump-unet.
+  --check-unet FILE: PyTorch dumps one UNet evaluation (inputs and output) to FILE and sdpal checks
+  its own evaluation of the same inputs against it (tolerance 1e-4 relative to the output's scale);
+  with --no-torch, FILE must already exist.
 )";
     return kExitOk;
   }
@@ -114,8 +116,10 @@ int run_bench(int argc, char** argv) {
     std::string out = "/tmp/sdpal-bench-torch-" + std::to_string(::getpid()) + ".json";
     std::string cmd = py + " " + std::string(SDPAL_SOURCE_DIR) + "/bench/pytorch_reference.py '" + path +
                       "' --threads " + std::to_string(nthreads) + " --height " + std::to_string(height) +
-                      " --width " + std::to_string(width) + " --runs " + std::to_string(runs) + " --json " + out +
-                      " 1>&2";
+                      " --width " + std::to_string(width) + " --runs " + std::to_string(runs) + " --json " + out;
+    // The reference also dumps one UNet evaluation for --check-unet to compare against.
+    if (a.has("--check-unet")) cmd += " --dump-unet '" + a.str("--check-unet") + "'";
+    cmd += " 1>&2";
     std::cerr << "running PyTorch: " << cmd << "\n";
     if (std::system(cmd.c_str()) == 0) {
       std::ifstream in(out);

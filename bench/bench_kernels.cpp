@@ -124,6 +124,8 @@ void bench_conv(const char* name, int64_t n, int64_t hw, int64_t cin, int64_t co
   bench(name, flops, "GFLOP/s", [&] { conv.run(x.f32(), n, hw, hw, y.f32()); });
   Tensor res = y.clone();
   bench(std::string(name) + " +residual", flops, "GFLOP/s", [&] { conv.run(x.f32(), n, hw, hw, y.f32(), res.f32()); });
+  bench(std::string(name) + " +residual in place", flops, "GFLOP/s",
+        [&] { conv.run(x.f32(), n, hw, hw, y.f32(), y.f32()); });
 }
 
 void bench_linear(const char* name, int64_t m, int64_t k, int64_t n) {

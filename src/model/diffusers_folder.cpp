@@ -63,6 +63,9 @@ std::unique_ptr<StableDiffusionModel> load_diffusers_folder(const std::string& p
   check(fs::is_regular_file(path + "/model_index.json"), ErrorCode::kModel,
         path + " is not a diffusers model folder (no model_index.json)");
   nlohmann::json index = read_json_file(path + "/model_index.json");
+  for (const char* comp : {"tokenizer", "text_encoder", "unet", "vae", "scheduler"})
+    check(fs::is_directory(path + "/" + comp), ErrorCode::kModel,
+          path + ": missing component '" + comp + "' (no folder " + path + "/" + comp + ")");
   auto model = std::make_unique<StableDiffusionModel>();
   model->path = path;
   model->name = fs::path(path).filename().string();

@@ -180,7 +180,8 @@ struct Job {
   const float *q, *k, *v;
   float* out;
   const float* kpack;  // [B*H][npanels][D][16]
-  int64_t npanels, dp;  // dp: head_dim rounded up to 16 (O row stride)
+  const float* vpack;  // [B*H][kv_len][dp], zero-padded: aligned, unmasked loads in the PV kernel
+  int64_t npanels, dp;  // dp: head_dim rounded up to 16 (O and packed V row stride)
 };
 
 TGT void run_block(const Job& job, int64_t b, int64_t h, int64_t i0, float* scratch) {
@@ -207,7 +208,7 @@ TGT void run_block(const Job& job, int64_t b, int64_t h, int64_t i0, float* scra
 
   const int64_t kv_end = s.causal ? std::min(s.kv_len, i0 + r) : s.kv_len;
   const float* kp = job.kpack + (b * s.heads + h) * job.npanels * d * 16;
-  const float* vb = job.v + b * s.v_batch_stride + h * d;
+  const float* vb = job.vpack + (b * s.heads + h) * s.kv_len * dp;
   for (int64_t k0 = 0; k0 < kv_end; k0 += kBk) {
     const int64_t nk = std::min(kBk, kv_end - k0);
     const int64_t np = (nk + 15) / 16;
@@ -231,7 +232,7 @@ TGT void run_block(const Job& job, int64_t b, int64_t h, int64_t i0, float* scra
           _mm512_store_ps(ob + i * dp + e, _mm512_mul_ps(_mm512_load_ps(ob + i * dp + e), vc));
       }
     }
-    pv(r, d, sb, vb + k0 * s.v_stride, s.v_stride, nk, ob, dp);
+    pv(r, dp, sb, vb + k0 * dp, dp, nk, ob, dp);
   }
 
   for (int64_t i = 0; i < r; ++i) {
@@ -239,6 +240,16 @@ TGT void run_block(const Job& job, int64_t b, int64_t h, int64_t i0, float* scra
     const __m512 inv = _mm512_set1_ps(1.f / l[i]);
     for (int64_t e = 0; e < d; e += 16)
       _mm512_mask_storeu_ps(dst + e, tail_mask(d - e), _mm512_mul_ps(_mm512_load_ps(ob + i * dp + e), inv));
+  }
+}
+
+// Rows [lo, hi) of (batch * head, key) from v into vpack, padded with zeros to dp floats.
+TGT void pack_v_rows(const AttentionShape& s, const float* v, float* vpack, int64_t dp, int64_t lo, int64_t hi) {
+  for (int64_t idx = lo; idx < hi; ++idx) {
+    const int64_t bh = idx / s.kv_len, j = idx % s.kv_len;
+    const float* src = v + bh / s.heads * s.v_batch_stride + j * s.v_stride + bh % s.heads * s.head_dim;
+    for (int64_t e = 0; e < dp; e += 16)
+      _mm512_store_ps(vpack + idx * dp + e, _mm512_maskz_loadu_ps(tail_mask(s.head_dim - e), src + e));
   }
 }
 
@@ -258,6 +269,13 @@ void attention_avx512(const AttentionShape& s, const float* q, const float* k, c
   float* kpack = kpack_buf.get(size_t(s.batch * s.heads * job.npanels * s.head_dim * 16));
   pack_k_panels(s, k, kpack);
   job.kpack = kpack;
+  // V rows of a head are rarely 64-byte aligned (head h starts at h * head_dim floats), and split
+  // loads slowed the PV kernel by ~1.5x: copy them into aligned, zero-padded rows first.
+  thread_local ScratchBuffer vpack_buf;
+  float* vpack = vpack_buf.get(size_t(s.batch * s.heads * s.kv_len * job.dp));
+  parallel_for(s.batch * s.heads * s.kv_len, [&](int64_t lo, int64_t hi) { pack_v_rows(s, v, vpack, job.dp, lo, hi); },
+               256);
+  job.vpack = vpack;
 
   const int64_t qblocks = (s.q_len + kBq - 1) / kBq;
   const size_t scratch_floats = size_t((kBq * s.head_dim + 15) / 16 * 16 + kBq * kBk + kBq * job.dp + 2 * kBq);
