@@ -36,6 +36,9 @@ const char* kGenerateHelp = R"(usage: sdpal generate [-m MODEL] -p PROMPT [optio
   -t, --threads N        worker threads (default: all cores)
       --no-safety-checker  do not run the model's safety checker (a warning is printed)
       --randn-path P     avx2 | scalar: which of torch's CPU normal-sampling paths to reproduce (default avx2)
+      --precision P      f32 | bf16 | auto: compute precision (default f32, which reproduces diffusers;
+                         bf16 halves weight memory and runs on AVX512-BF16/AMX CPUs)
+      --variant NAME     load *.NAME.safetensors weights first (e.g. fp16)
       --quiet            no progress bar
 )";
 
@@ -79,7 +82,7 @@ std::string a1111_sampler_name(const std::string& cls, bool karras) {
 int run_generate(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--model", "--prompt", "--negative", "--steps", "--cfg", "--seed", "--sampler", "--eta", "--width",
-          "--height", "--batch", "--output", "--threads", "--randn-path"},
+          "--height", "--batch", "--output", "--threads", "--randn-path", "--precision", "--variant"},
          {"--karras", "--no-safety-checker", "--quiet", "--help"},
          {{"-m", "--model"}, {"-p", "--prompt"}, {"-n", "--negative"}, {"-W", "--width"}, {"-H", "--height"},
           {"-o", "--output"}, {"-t", "--threads"}, {"-h", "--help"}});
@@ -120,6 +123,8 @@ int run_generate(int argc, char** argv) {
   const std::string model_path = a.str("--model", default_model_path());
   LoadOptions lo;
   lo.safety_checker = p.safety_checker;
+  lo.precision = parse_precision(a.str("--precision", "f32"));
+  lo.variant = a.str("--variant");
   auto t0 = std::chrono::steady_clock::now();
   auto model = load_diffusers_folder(model_path, lo);
   validate_params(*model, p);
@@ -164,6 +169,7 @@ int run_generate(int argc, char** argv) {
     params << ", Model: " << model->name;
     if (p.batch > 1) params << ", Batch size: " << p.batch << ", Batch pos: " << i;
     if (p.sampler.eta != 0.f) params << ", Eta: " << a.str("--eta");
+    if (lo.precision != Precision::F32) params << ", Precision: " << precision_name(lo.precision);
     params << ", Version: sdpal 0.1.0";
     std::string name = output_name(out, int(i), int(r.images.size()));
     write_png(name, r.images[i].pixels.data(), r.images[i].width, r.images[i].height, {{"parameters", params.str()}});

@@ -13,7 +13,7 @@ ClipVisionEncoder::ClipVisionEncoder(const ClipVisionConfig& cfg, WeightBinder& 
   const std::string e = prefix + ".embeddings.";
   TensorView pw = w.get(e + "patch_embedding.weight", {d, c, p, p});
   pw.shape = {d, c * p * p};  // same bytes: the conv's (channel, row, column) order is the patch vector's
-  patch_embed_.emplace(pw, nullptr);
+  patch_embed_.emplace(pw, nullptr, w.precision());
   class_embedding_ = w.get_f32(e + "class_embedding", {d});
   position_embedding_ = w.get_f32(e + "position_embedding.weight", {positions, d});
   w.allow_unused_prefix(e + "position_ids");

@@ -46,13 +46,15 @@ std::vector<std::string> find_component_weights(const std::string& dir, const st
 namespace {
 
 WeightBinder open_component(const std::string& root, const std::string& comp, const std::string& variant,
-                            std::vector<std::string>& all_files) {
+                            std::vector<std::string>& all_files, Precision precision) {
   std::vector<std::shared_ptr<TensorFile>> files;
   for (const auto& f : find_component_weights(root + "/" + comp, variant)) {
     files.push_back(open_safetensors(f));
     all_files.push_back(f);
   }
-  return WeightBinder(comp, std::move(files));
+  WeightBinder binder(comp, std::move(files));
+  binder.set_precision(precision);
+  return binder;
 }
 
 }  // namespace
@@ -68,6 +70,8 @@ std::unique_ptr<StableDiffusionModel> load_diffusers_folder(const std::string& p
           path + ": missing component '" + comp + "' (no folder " + path + "/" + comp + ")");
   auto model = std::make_unique<StableDiffusionModel>();
   model->path = path;
+  model->precision = opts.precision;
+  require_precision_supported(opts.precision, path);
   model->name = fs::path(path).filename().string();
   if (model->name.empty()) model->name = fs::path(path).parent_path().filename().string();
 
@@ -75,21 +79,21 @@ std::unique_ptr<StableDiffusionModel> load_diffusers_folder(const std::string& p
   {
     std::string cfg = path + "/text_encoder/config.json";
     ClipTextConfig c = parse_clip_text_config(read_json_file(cfg), cfg);
-    WeightBinder w = open_component(path, "text_encoder", opts.variant, model->weight_files);
+    WeightBinder w = open_component(path, "text_encoder", opts.variant, model->weight_files, opts.precision);
     model->text_encoder = std::make_unique<ClipTextEncoder>(c, w);
     w.finish();
   }
   {
     std::string cfg = path + "/unet/config.json";
     UNetConfig c = parse_unet_config(read_json_file(cfg), cfg);
-    WeightBinder w = open_component(path, "unet", opts.variant, model->weight_files);
+    WeightBinder w = open_component(path, "unet", opts.variant, model->weight_files, opts.precision);
     model->unet = std::make_unique<UNet>(c, w);
     w.finish();
   }
   {
     std::string cfg = path + "/vae/config.json";
     VaeConfig c = parse_vae_config(read_json_file(cfg), cfg);
-    WeightBinder w = open_component(path, "vae", opts.variant, model->weight_files);
+    WeightBinder w = open_component(path, "vae", opts.variant, model->weight_files, opts.precision);
     model->vae = std::make_unique<VaeDecoder>(c, w);
     w.finish();
   }
@@ -103,7 +107,7 @@ std::unique_ptr<StableDiffusionModel> load_diffusers_folder(const std::string& p
   if (opts.safety_checker && has_checker) {
     std::string cfg = path + "/safety_checker/config.json";
     ClipVisionConfig c = parse_clip_vision_config(read_json_file(cfg), cfg);
-    WeightBinder w = open_component(path, "safety_checker", opts.variant, model->weight_files);
+    WeightBinder w = open_component(path, "safety_checker", opts.variant, model->weight_files, opts.precision);
     model->safety_checker = std::make_unique<SafetyChecker>(c, w);
     w.finish();
     std::string fe = path + "/feature_extractor/preprocessor_config.json";

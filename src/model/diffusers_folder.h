@@ -19,6 +19,7 @@ namespace sdpal {
 struct LoadOptions {
   bool safety_checker = true;  // load and run it when the folder has one
   std::string variant;         // "" = plain files, falling back to any variant; "fp16" = *.fp16.safetensors first
+  Precision precision = Precision::F32;  // compute precision of the networks
 };
 
 struct StableDiffusionModel {
@@ -31,6 +32,7 @@ struct StableDiffusionModel {
   PreprocessConfig feature_extractor;
   nlohmann::json scheduler_config;
   std::vector<std::string> weight_files;  // every file mapped, for inspect and hashing
+  Precision precision = Precision::F32;
   int vae_scale_factor() const { return vae->config().scale_factor(); }
   int default_size() const { return unet->config().sample_size * vae_scale_factor(); }
 };

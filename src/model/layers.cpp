@@ -14,14 +14,14 @@ namespace sdpal {
 cpu::Linear bind_linear(WeightBinder& w, const std::string& prefix, int64_t in, int64_t out, bool bias) {
   const TensorView& weight = w.get_compatible(prefix + ".weight", {out, in});
   const TensorView* b = bias ? &w.get(prefix + ".bias", {out}) : nullptr;
-  return cpu::Linear(weight, b);
+  return cpu::Linear(weight, b, w.precision());
 }
 
 cpu::Conv2d bind_conv(WeightBinder& w, const std::string& prefix, int64_t in, int64_t out, int k, int stride,
                       int pad) {
   const TensorView& weight = w.get(prefix + ".weight", {out, in, k, k});
   const TensorView& b = w.get(prefix + ".bias", {out});
-  return cpu::Conv2d(weight, &b, stride, pad);
+  return cpu::Conv2d(weight, &b, stride, pad, w.precision());
 }
 
 Tensor apply_linear(const cpu::Linear& l, const Tensor& x, const Tensor* residual) {
@@ -70,7 +70,7 @@ Tensor LayerNorm::run(const Tensor& x) const {
 
 MultiHeadAttention::MultiHeadAttention(WeightBinder& w, const std::string& prefix, int64_t dim, int64_t context_dim,
                                        int64_t heads, bool qkv_bias, const AttentionNames& names)
-    : dim_(dim), heads_(heads) {
+    : dim_(dim), heads_(heads), precision_(w.precision()) {
   q_.emplace(bind_linear(w, prefix + "." + names.q, dim, dim, qkv_bias));
   k_.emplace(bind_linear(w, prefix + "." + names.k, context_dim, dim, qkv_bias));
   v_.emplace(bind_linear(w, prefix + "." + names.v, context_dim, dim, qkv_bias));
@@ -95,6 +95,7 @@ Tensor MultiHeadAttention::forward(const Tensor& x, const Tensor* context, const
   a.k_batch_stride = a.v_batch_stride = sc * dim_;
   a.scale = float(1.0 / std::sqrt(double(a.head_dim)));
   a.causal = causal;
+  a.precision = precision_;
   cpu::attention(a, q.f32(), k.f32(), v.f32(), o.f32());
   return apply_linear(*out_, o, residual);
 }

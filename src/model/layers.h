@@ -51,6 +51,7 @@ class MultiHeadAttention {
  private:
   std::optional<cpu::Linear> q_, k_, v_, out_;
   int64_t dim_ = 0, heads_ = 1;
+  Precision precision_ = Precision::F32;
 };
 
 // diffusers ResnetBlock2D (pre-norm, SiLU, optional time embedding, 1x1 shortcut when widths differ).

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/precision.h"
 #include "io/tensor_file.h"
 
 namespace sdpal {
@@ -32,6 +33,9 @@ class WeightBinder {
   // Throws if any tensor was never bound.
   void finish() const;
   const std::string& component() const { return component_; }
+  // Compute precision the bound GEMM-like kernels are prepared for.
+  Precision precision() const { return precision_; }
+  void set_precision(Precision p) { precision_ = p; }
   size_t bound_count() const { return used_.size(); }
 
  private:
@@ -42,6 +46,7 @@ class WeightBinder {
   std::map<std::string, std::string> origin_;  // name -> file path
   std::set<std::string> used_;
   std::vector<std::string> ignorable_;
+  Precision precision_ = Precision::F32;
 };
 
 }  // namespace sdpal
