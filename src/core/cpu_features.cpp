@@ -1,6 +1,10 @@
 #include "core/cpu_features.h"
 
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include <cstdint>
 #include <cstdlib>
@@ -67,6 +71,21 @@ CpuFeatures apply_cap(CpuFeatures f) {
 const CpuFeatures& cpu_features() {
   static const CpuFeatures features = apply_cap(detect());
   return features;
+}
+
+bool amx_tiles_usable() {
+  static const bool usable = [] {
+    const CpuFeatures& f = cpu_features();
+    if (!f.amx_tile || !f.amx_bf16) return false;
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    constexpr int kArchReqXcompPerm = 0x1023;  // linux/arch/x86/include/uapi/asm/prctl.h
+    constexpr int kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+    return false;
+#endif
+  }();
+  return usable;
 }
 
 std::string cpu_features_str(const CpuFeatures& f) {

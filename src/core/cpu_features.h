@@ -28,6 +28,11 @@ struct CpuFeatures {
 // reported, so the portable paths can be exercised on a machine that has more.
 const CpuFeatures& cpu_features();
 
+// True when AMX-BF16 tiles can be used by this process: the CPU has them (and cpu_features() is
+// not capped below them) and Linux granted the tile-data state (arch_prctl ARCH_REQ_XCOMP_PERM,
+// requested on the first call; oneDNN makes the same request for its own AMX kernels).
+bool amx_tiles_usable();
+
 // Short human-readable list, e.g. "avx2 fma avx512f ... amx_bf16".
 std::string cpu_features_str(const CpuFeatures& f);
 

@@ -1,7 +1,10 @@
 #include "kernels/cpu/attention.h"
 
+#include <algorithm>
+
 #include "core/cpu_features.h"
 #include "core/error.h"
+#include "core/flop_counter.h"
 #include "core/threads.h"
 #include "kernels/cpu/attention_impl.h"
 
@@ -57,10 +60,32 @@ void attention(const AttentionShape& shape, const float* q, const float* k, cons
   AttentionShape s = attention_detail::resolve(shape);
   if (s.batch == 0 || s.q_len == 0) return;
   check(q && k && v && out, ErrorCode::kInvalidArgument, "attention: null tensor pointer");
-  if (cpu_features().avx512_core())
+  const CpuFeatures& f = cpu_features();
+  if (s.precision == Precision::BF16) {
+    require_precision_supported(s.precision, "attention");
+    // AMX tiles where usable (bench_peak: ~15x the fp32 FMA peak on Sapphire Rapids). Without AMX
+    // in CPUID (Cooper Lake, Zen 4), AVX512-BF16 dot products. A CPU that has AMX but no tile
+    // permission (Linux < 5.16) runs the fp32 kernel: there VDPBF16PS has half the FMA rate
+    // (bench_peak), so the dot-product kernel would be slower than fp32.
+    if (f.avx512_bf16 && amx_tiles_usable())
+      attention_detail::attention_amx_bf16(s, q, k, v, out);
+    else if (f.avx512_bf16 && !f.amx_bf16)
+      attention_detail::attention_avx512_bf16(s, q, k, v, out);
+    else
+      attention_detail::attention_avx512(s, q, k, v, out);
+  } else if (f.avx512_core()) {
     attention_detail::attention_avx512(s, q, k, v, out);
-  else
+  } else {
     attention_detail::attention_portable(s, q, k, v, out);
+  }
+  // Two products of (scores) x head_dim multiply-adds each; causal rows see min(i + 1, kv_len) keys.
+  int64_t scores = s.q_len * s.kv_len;
+  if (s.causal) {
+    const int64_t full = std::max<int64_t>(0, s.q_len - s.kv_len);  // rows that see every key
+    const int64_t tri = s.q_len - full;                             // rows i < kv_len see i + 1 keys
+    scores = full * s.kv_len + tri * (tri + 1) / 2;
+  }
+  count_flops(4 * s.batch * s.heads * scores * s.head_dim);
 }
 
 }  // namespace sdpal::cpu

@@ -3,6 +3,8 @@
 #pragma once
 #include <cstdint>
 
+#include "core/precision.h"
+
 namespace sdpal::cpu {
 
 struct AttentionShape {
@@ -15,6 +17,12 @@ struct AttentionShape {
   int64_t q_batch_stride = 0, k_batch_stride = 0, v_batch_stride = 0, o_batch_stride = 0;
   float scale = 1.f;  // usually 1/sqrt(head_dim)
   bool causal = false;  // query i sees keys 0..i (CLIP text encoder; torch's is_causal, top-left aligned)
+  // BF16: Q, K, V and the probabilities P are rounded to bf16 for the two products (fp32
+  // accumulation) on AMX tiles, or AVX512-BF16 dot products on CPUs without AMX; the online
+  // softmax, its running max/sum and the output stay fp32. Max error ~3e-3 of the output scale
+  // (tests: <= 1e-2). Inputs and output are fp32 in both modes. F32 is bit-for-bit the fp32 kernel.
+  // BF16 on a CPU without native bf16 is a kUnsupported error.
+  Precision precision = Precision::F32;
 };
 
 // out[b, i, h, :] = softmax_j(scale * q[b, i, h, :] . k[b, j, h, :]) v[b, j, h, :], in fp32.

@@ -1,10 +1,15 @@
 // 2-D convolution on NHWC activations, stride 1 or 2, any kernel size, symmetric or explicit
 // (asymmetric) zero padding. Weights ([O, I, kh, kw] as torch stores them, any float dtype) are
 // converted and reordered once into the layout the convolution wants.
+// Precision::BF16 (see core/precision.h): weights kept in bf16 (half the memory), the input rounded
+// to bf16 on the way in (one parallel pass into per-thread scratch), fp32 accumulation, bias and
+// residual added in fp32, fp32 NHWC output; oneDNN runs it on AMX-BF16. The interface stays fp32
+// in both modes. BF16 on a CPU without native bf16 is a kUnsupported error.
 #pragma once
 #include <cstdint>
 #include <memory>
 
+#include "core/precision.h"
 #include "core/tensor.h"
 #include "io/tensor_file.h"
 
@@ -18,10 +23,12 @@ struct Padding2d {
 class Conv2d {
  public:
   // Symmetric padding on all four sides (torch's Conv2d(padding=p)).
-  Conv2d(const TensorView& weight, const TensorView* bias, int stride, int padding);
+  Conv2d(const TensorView& weight, const TensorView* bias, int stride, int padding,
+         Precision precision = Precision::F32);
   // Explicit padding, e.g. the VAE encoder's downsample: F.pad(x, (0, 1, 0, 1)) then a padding-0 conv
   // is Padding2d{.top = 0, .bottom = 1, .left = 0, .right = 1}.
-  Conv2d(const TensorView& weight, const TensorView* bias, int stride, Padding2d padding);
+  Conv2d(const TensorView& weight, const TensorView* bias, int stride, Padding2d padding,
+         Precision precision = Precision::F32);
   ~Conv2d();
   Conv2d(Conv2d&&) noexcept;
   Conv2d& operator=(Conv2d&&) noexcept;
@@ -32,6 +39,9 @@ class Conv2d {
   int kernel_width() const;
   int stride() const;
   Padding2d padding() const;
+  Precision precision() const;
+  // Bytes held by the weights: the plain copy before the first run, then the reordered layouts.
+  size_t weight_bytes() const;
   // Output spatial size for an input of h x w.
   int64_t out_height(int64_t h) const;
   int64_t out_width(int64_t w) const;

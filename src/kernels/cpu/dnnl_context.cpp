@@ -58,6 +58,17 @@ PreparedWeights::PreparedWeights(const dnnl::memory::desc& plain_md, const void*
   copies_.push_back(dst);
 }
 
+bool is_brgemm_impl(const dnnl::primitive_desc_base& pd) {
+  std::string impl = pd.impl_info_str();
+  return impl.rfind("brg", 0) == 0;
+}
+
+size_t PreparedWeights::bytes() const {
+  size_t total = 0;
+  for (const dnnl::memory& m : copies_) total += m.get_desc().get_size();
+  return total;
+}
+
 dnnl::memory PreparedWeights::get(const dnnl::memory::desc& layout) {
   for (const dnnl::memory& m : copies_)
     if (m.get_desc() == layout) return m;

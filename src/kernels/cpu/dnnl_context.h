@@ -29,6 +29,9 @@ dnnl::memory wrap(const dnnl::memory::desc& md, const void* data);
 // True when oneDNN fell back to its reference (slow, unblocked) implementation.
 bool is_reference_impl(const dnnl::primitive_desc_base& pd);
 
+// True for oneDNN's brgemm-based implementations ("brg:", "brgconv:", "brgconv_1x1:" ...).
+bool is_brgemm_impl(const dnnl::primitive_desc_base& pd);
+
 // A weight tensor stored in the blocked layouts primitives asked for. The first layout is made at
 // construction; a primitive that prefers another layout (oneDNN's choice can depend on the
 // activation shape) gets a reordered copy, made once and kept.
@@ -42,6 +45,8 @@ class PreparedWeights {
   dnnl::memory get(const dnnl::memory::desc& layout);
   dnnl::memory::desc first_layout() const { return copies_.front().get_desc(); }
   size_t layouts() const { return copies_.size(); }
+  // Bytes of all copies together.
+  size_t bytes() const;
 
  private:
   std::vector<dnnl::memory> copies_;

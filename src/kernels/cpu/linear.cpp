@@ -5,6 +5,8 @@
 #include <mutex>
 
 #include "core/error.h"
+#include "core/flop_counter.h"
+#include "kernels/cpu/bf16_convert.h"
 #include "kernels/cpu/dnnl_context.h"
 
 namespace sdpal::cpu {
@@ -33,6 +35,8 @@ struct Plan {
 
 struct Linear::Impl {
   int64_t n = 0, k = 0;
+  Precision precision = Precision::F32;
+  dt act_dt = dt::f32;  // data type of the GEMM's src and weights (dst, bias, residual: always f32)
   bool has_bias = false;
   memory bias;
   mutable std::mutex mu;
@@ -40,7 +44,7 @@ struct Linear::Impl {
   mutable std::map<std::pair<int64_t, int>, Plan> plans;
 
   dnnl::matmul::primitive_desc make_pd(int64_t m, ResidualMode mode, const memory::desc& w_md) const {
-    memory::desc src({m, k}, dt::f32, tag::ab), dst({m, n}, dt::f32, tag::ab);
+    memory::desc src({m, k}, act_dt, tag::ab), dst({m, n}, dt::f32, tag::ab);
     memory::desc bias_md = has_bias ? memory::desc({1, n}, dt::f32, tag::ab) : memory::desc();
     dnnl::primitive_attr attr = du::base_attr();
     dnnl::post_ops ops;
@@ -57,7 +61,7 @@ struct Linear::Impl {
     if (it != plans.end()) return it->second;
     Plan p;
     try {
-      const memory::desc any({k, n}, dt::f32, tag::any);
+      const memory::desc any({k, n}, act_dt, tag::any);
       auto pd = make_pd(m, mode, any);
       // A fused binary add that only oneDNN's reference code supports would be far slower than
       // copying the residual into y and using the (always fast) sum post-op.
@@ -82,13 +86,17 @@ struct Linear::Impl {
   }
 };
 
-Linear::Linear(const TensorView& weight, const TensorView* bias) : impl_(std::make_unique<Impl>()) {
+Linear::Linear(const TensorView& weight, const TensorView* bias, Precision precision)
+    : impl_(std::make_unique<Impl>()) {
   const Shape& s = weight.shape;
   bool ok = s.size() == 2 || (s.size() == 4 && s[2] == 1 && s[3] == 1);
   check(ok && s[0] > 0 && s[1] > 0, ErrorCode::kInvalidArgument,
         "Linear weight '" + weight.name + "' must be [N, K] or [N, K, 1, 1], got " + shape_str(s));
+  require_precision_supported(precision, "Linear '" + weight.name + "'");
   impl_->n = s[0];
   impl_->k = s[1];
+  impl_->precision = precision;
+  impl_->act_dt = precision == Precision::BF16 ? dt::bf16 : dt::f32;
   Tensor w = to_f32(weight);
   try {
     if (bias) {
@@ -101,8 +109,10 @@ Linear::Linear(const TensorView& weight, const TensorView* bias) : impl_(std::ma
       std::memcpy(impl_->bias.get_data_handle(), b.f32(), size_t(impl_->n) * 4);
     }
     // torch stores W as [N, K]: that is the [K, N] matmul operand in column-major ("ba") order.
+    // In bf16 mode the reorder also rounds the weights to bf16 (nearest even).
     memory::desc plain({impl_->k, impl_->n}, dt::f32, tag::ba);
-    auto pd = impl_->make_pd(kRepresentativeM, ResidualMode::kNone, memory::desc({impl_->k, impl_->n}, dt::f32, tag::any));
+    auto pd = impl_->make_pd(kRepresentativeM, ResidualMode::kNone,
+                             memory::desc({impl_->k, impl_->n}, impl_->act_dt, tag::any));
     impl_->weights = du::PreparedWeights(plain, w.f32(), pd.weights_desc());
   } catch (const dnnl::error& e) {
     du::rethrow(e, "preparing Linear weight '" + weight.name + "'");
@@ -115,28 +125,55 @@ Linear& Linear::operator=(Linear&&) noexcept = default;
 
 int64_t Linear::in_features() const { return impl_->k; }
 int64_t Linear::out_features() const { return impl_->n; }
+Precision Linear::precision() const { return impl_->precision; }
+
+size_t Linear::weight_bytes() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->weights.bytes();
+}
 
 int64_t Linear::cached_plans() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return int64_t(impl_->plans.size());
 }
 
+void f32_to_bf16(const float* src, uint16_t* dst, int64_t n) { f32_to_bf16_parallel(src, dst, n); }
+
 void Linear::run(const float* x, int64_t m, float* y, const float* residual) const {
   check(m >= 0, ErrorCode::kInvalidArgument, "Linear: negative row count");
   check(static_cast<const void*>(x) != y, ErrorCode::kInvalidArgument, "Linear: output must not alias the input");
   if (m == 0) return;
+  if (impl_->act_dt == dt::bf16) {
+    thread_local Bf16Scratch xb;  // per thread: run() may be called from several threads
+    uint16_t* xs = xb.get(size_t(m * impl_->k));
+    f32_to_bf16_parallel(x, xs, m * impl_->k);
+    return execute(xs, m, y, residual);
+  }
+  execute(x, m, y, residual);
+}
+
+void Linear::run_bf16(const uint16_t* x, int64_t m, float* y, const float* residual) const {
+  check(impl_->act_dt == dt::bf16, ErrorCode::kInvalidArgument, "Linear::run_bf16 needs Precision::BF16");
+  check(m >= 0, ErrorCode::kInvalidArgument, "Linear: negative row count");
+  check(static_cast<const void*>(x) != y, ErrorCode::kInvalidArgument, "Linear: output must not alias the input");
+  if (m == 0) return;
+  execute(x, m, y, residual);
+}
+
+void Linear::execute(const void* src, int64_t m, float* y, const float* residual) const {
   const Impl& im = *impl_;
   ResidualMode mode = !residual ? ResidualMode::kNone : residual == y ? ResidualMode::kSum : ResidualMode::kBinary;
   const Plan& p = im.plan(m, mode);
   if (mode == ResidualMode::kBinary && p.mode == ResidualMode::kSum)
     std::memcpy(y, residual, size_t(m * im.n) * 4);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, du::wrap(p.src_md, x)},
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, du::wrap(p.src_md, src)},
                                        {DNNL_ARG_WEIGHTS, p.weights},
                                        {DNNL_ARG_DST, du::wrap(p.dst_md, y)}};
   if (im.has_bias) args[DNNL_ARG_BIAS] = im.bias;
   if (p.mode == ResidualMode::kBinary)
     args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = du::wrap(p.residual_md, residual);
   du::execute(p.prim, args, p.scratch_md, "Linear");
+  count_flops(2 * m * im.n * im.k);
 }
 
 Tensor Linear::run(const Tensor& x, const Tensor* residual) const {

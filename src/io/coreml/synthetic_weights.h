@@ -1,0 +1,28 @@
+// Writes a valid weight.bin for a MIL program whose real weights are not available: a record at
+// every offset the program references, with the data type and size its declared tensor type needs,
+// and deterministic content. Lets the readers (and an interpreter) run on Apple's real graphs.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "io/coreml/blob_refs.h"
+
+namespace sdpal::coreml {
+
+enum class SyntheticFill {
+  kZeros,   // data left as zero bytes (a sparse file: fast, takes little disk)
+  kRandom,  // seeded pseudo-random data: floats in [-0.125, 0.125), wide ints in [0, 8), random bits otherwise
+};
+
+struct SyntheticWeightsInfo {
+  uint64_t file_size = 0;
+  uint32_t blobs = 0;
+};
+
+// Writes `layout` to `out_path` (written to a temporary file, then renamed). The header's count is the
+// number of blobs; each record is {0xDEADBEEF, dtype code, nbytes, offset + 64, padding bits}.
+// Throws Error(kUnsupported) for a dtype a weight file cannot hold, Error(kIo) when writing fails.
+SyntheticWeightsInfo write_synthetic_weight_bin(const BlobLayout& layout, const std::string& out_path,
+                                                SyntheticFill fill = SyntheticFill::kZeros, uint64_t seed = 0);
+
+}  // namespace sdpal::coreml
