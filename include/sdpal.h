@@ -68,8 +68,24 @@ typedef struct sdpal_result {
 /* Fills p with the defaults above. */
 void sdpal_default_params(sdpal_generate_params* p);
 
+typedef enum sdpal_precision {
+  SDPAL_PRECISION_F32 = 0,  /* reproduces diffusers' fp32 output */
+  SDPAL_PRECISION_BF16 = 1, /* bf16 weights and GEMM inputs, fp32 accumulation (AVX512-BF16/AMX CPUs) */
+  SDPAL_PRECISION_AUTO = 2  /* BF16 where the CPU runs it natively, else F32 */
+} sdpal_precision;
+
+typedef struct sdpal_model_options {
+  int threads;               /* <= 0: all cores */
+  sdpal_precision precision; /* default F32 */
+  int safety_checker;        /* load the safety checker when the model has one (default 1) */
+  const char* variant;       /* NULL: plain weight files; "fp16": *.fp16.safetensors first */
+} sdpal_model_options;
+
+void sdpal_default_model_options(sdpal_model_options* o);
+
 /* Opens a diffusers model folder. threads <= 0: all cores. */
 sdpal_status sdpal_model_open(const char* path, int threads, sdpal_model** out);
+sdpal_status sdpal_model_open_ex(const char* path, const sdpal_model_options* options, sdpal_model** out);
 void sdpal_model_free(sdpal_model* model);
 
 sdpal_status sdpal_generate(sdpal_model* model, const sdpal_generate_params* params, sdpal_result** out);

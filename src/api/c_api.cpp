@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/precision.h"
 #include "core/threads.h"
 #include "io/png.h"
 #include "pipeline/txt2img.h"
@@ -62,16 +63,40 @@ void sdpal_default_params(sdpal_generate_params* p) {
   p->safety_checker = 1;
 }
 
-sdpal_status sdpal_model_open(const char* path, int threads, sdpal_model** out) {
+void sdpal_default_model_options(sdpal_model_options* o) {
+  if (!o) return;
+  std::memset(o, 0, sizeof(*o));
+  o->precision = SDPAL_PRECISION_F32;
+  o->safety_checker = 1;
+}
+
+sdpal_status sdpal_model_open_ex(const char* path, const sdpal_model_options* options, sdpal_model** out) {
   return guarded([&] {
-    sdpal::check(path && out, sdpal::ErrorCode::kInvalidArgument, "sdpal_model_open: null argument");
+    sdpal::check(path && options && out, sdpal::ErrorCode::kInvalidArgument, "sdpal_model_open: null argument");
     *out = nullptr;
-    sdpal::set_num_threads(threads);
+    sdpal::LoadOptions lo;
+    switch (options->precision) {
+      case SDPAL_PRECISION_F32: lo.precision = sdpal::Precision::F32; break;
+      case SDPAL_PRECISION_BF16: lo.precision = sdpal::Precision::BF16; break;
+      case SDPAL_PRECISION_AUTO: lo.precision = sdpal::default_precision(); break;
+      default:
+        sdpal::fail(sdpal::ErrorCode::kInvalidArgument, "unknown precision " + std::to_string(int(options->precision)));
+    }
+    lo.safety_checker = options->safety_checker != 0;
+    lo.variant = options->variant ? options->variant : "";
+    sdpal::set_num_threads(options->threads);
     auto m = std::make_unique<sdpal_model>();
-    m->threads = threads;
-    m->model = sdpal::load_diffusers_folder(path, sdpal::LoadOptions{});
+    m->threads = options->threads;
+    m->model = sdpal::load_diffusers_folder(path, lo);
     *out = m.release();
   });
+}
+
+sdpal_status sdpal_model_open(const char* path, int threads, sdpal_model** out) {
+  sdpal_model_options o;
+  sdpal_default_model_options(&o);
+  o.threads = threads;
+  return sdpal_model_open_ex(path, &o, out);
 }
 
 void sdpal_model_free(sdpal_model* model) { delete model; }
