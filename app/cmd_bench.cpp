@@ -142,7 +142,7 @@ int run_bench(int argc, char** argv) {
     double tt = 0;
     if (torch.is_object() && torch.contains("stages") && torch["stages"].contains(r.name))
       tt = torch["stages"][r.name].value("median_s", 0.0);
-    std::cout << "| " << r.name << " | " << std::setprecision(3) << r.median_s << " | " << std::setprecision(1)
+    std::cout << std::fixed << "| " << r.name << " | " << std::setprecision(3) << r.median_s << " | " << std::setprecision(1)
               << r.gflop << " | " << (r.median_s > 0 ? r.gflop / r.median_s : 0) << " | ";
     if (tt > 0) std::cout << std::setprecision(3) << tt << " | " << std::setprecision(2) << tt / r.median_s << "x |\n";
     else std::cout << "- | - |\n";
