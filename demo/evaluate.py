@@ -9,7 +9,7 @@ combinations, the most common confusions, and a contact sheet of all pictures.
 
     python demo/evaluate.py [--model models/sdpal-shapes-64] [--build build] [--out /tmp/sdpal-demo-eval]
                             [--steps 15] [--images 2] [--seeds 1] [--cfg 7.5] [--limit N]
-                            [--check-diffusers N]
+                            [--threads N] [--check-diffusers N]
 
 --check-diffusers N additionally generates the first N prompts with the `sdpal generate` command and with
 diffusers' StableDiffusionPipeline (same seed, scheduler, steps) and reports the largest pixel difference.
@@ -46,7 +46,7 @@ def run_eval(a):
     env = dict(os.environ, SDPAL_DEMO_MODEL=os.path.abspath(a.model), SDPAL_DEMO_EVAL_STEPS=str(a.steps),
                SDPAL_DEMO_EVAL_IMAGES=str(a.images), SDPAL_DEMO_EVAL_SEEDS=str(a.seeds),
                SDPAL_DEMO_EVAL_CFG=str(a.cfg), SDPAL_DEMO_EVAL_LIMIT=str(a.limit or 0),
-               SDPAL_DEMO_EVAL_OUT=os.path.abspath(a.out))
+               SDPAL_DEMO_EVAL_OUT=os.path.abspath(a.out), SDPAL_DEMO_EVAL_THREADS=str(a.threads))
     r = subprocess.run([exe, "--gtest_filter=DemoModelEval.DrawsWhatThePromptSays"], env=env, cwd=REPO)
     return r.returncode
 
@@ -101,8 +101,9 @@ def check_diffusers(a, n):
     worst = 0
     for i, p in enumerate(read_prompts()[:n]):
         png = os.path.join(a.out, f"cli_{i:03d}.png")
-        subprocess.run([exe, "generate", "-m", a.model, "-p", p["prompt"], "--seed", str(i), "--steps", str(a.steps),
-                        "-o", png], check=True, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        cmd = [exe, "generate", "-m", a.model, "-p", p["prompt"], "--seed", str(i), "--steps", str(a.steps), "-o", png]
+        subprocess.run(cmd + ["-t", str(a.threads)] if a.threads else cmd, check=True,
+                       stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         got = np.asarray(Image.open(png).convert("RGB")).astype(int)
         ref = pipe(p["prompt"], num_inference_steps=a.steps, guidance_scale=7.5, output_type="np",
                    generator=torch.Generator().manual_seed(i)).images[0]
@@ -124,6 +125,7 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--cfg", type=float, default=7.5)
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="0: all cores (fastest on an idle machine)")
     ap.add_argument("--check-diffusers", type=int, default=0, metavar="N")
     ap.add_argument("--no-run", action="store_true", help="only summarise an existing OUT/report.json")
     a = ap.parse_args(argv)

@@ -22,7 +22,6 @@ only smaller: see demo/README.md for the choices and the measured speed.
 import argparse
 import glob
 import json
-import math
 import os
 import shutil
 import sys
@@ -30,7 +29,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -156,6 +154,7 @@ class Dataset:
             self.tokens = np.concatenate(ids).reshape(self.n, k, 77)
             np.save(tok_path + ".tmp.npy", self.tokens)
             os.replace(tok_path + ".tmp.npy", tok_path)
+        assert len(self.tokens) == self.n, f"{tok_path} was made for another dataset: delete it"
         self.empty = tokenizer([""], padding="max_length", max_length=77, return_tensors="np").input_ids[0]
 
     def image_batch(self, idx):
@@ -183,9 +182,10 @@ def n_params(m):
 
 def alphas_cumprod():
     c = SD14_SCHEDULER_CONFIG
+    # exactly as diffusers' schedulers compute it (float32)
     betas = torch.linspace(c["beta_start"] ** 0.5, c["beta_end"] ** 0.5, c["num_train_timesteps"],
-                           dtype=torch.float64) ** 2
-    return torch.cumprod(1.0 - betas, 0).float()
+                           dtype=torch.float32) ** 2
+    return torch.cumprod(1.0 - betas, dim=0)
 
 
 def vae_loss(vae, x, g, kl_weight, bf16):
@@ -306,6 +306,7 @@ def encode_latents(a, cfg, run, ds, vae):
         del out
         os.replace(path + ".tmp.npy", path)
     lat = np.load(path, mmap_mode="r")
+    assert len(lat) == ds.n, f"{path} was made for another dataset: delete it"
     sample = torch.from_numpy(np.asarray(lat[:4096, 0], dtype=np.float32))
     scale = float(1.0 / sample.std())
     log(run, stage="latents", step=0, latent_mean=float(sample.mean()), latent_std=float(sample.std()),
@@ -503,6 +504,8 @@ def cmd_run(a):
         for k in ("vae_steps", "unet_steps"):
             if getattr(a, k) is not None:
                 cfg[k] = getattr(a, k)
+        if not a.data:
+            sys.exit("--data is required for a new run")
         cfg["data"] = os.path.abspath(a.data)
         os.makedirs(run, exist_ok=True)
         with open(cfg_path, "w") as f:

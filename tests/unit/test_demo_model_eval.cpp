@@ -15,6 +15,8 @@
 //   SDPAL_DEMO_EVAL_CFG     guidance scale (default 7.5)
 //   SDPAL_DEMO_EVAL_LIMIT   only the first N prompts
 //   SDPAL_DEMO_EVAL_OUT     folder for report.json and every image (PNG)
+//   SDPAL_DEMO_EVAL_THREADS compute threads (default 1: predictable under ctest -j or on a busy machine, where
+//                           OpenMP threads waiting on each other made a 2-thread run 8x slower; 0 = all cores)
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -26,6 +28,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/threads.h"
 #include "eval/shape_judge.h"
 #include "golden.h"
 #include "io/png.h"
@@ -108,6 +111,7 @@ TEST(DemoModelEval, DrawsWhatThePromptSays) {
   const size_t limit = size_t(std::stoul(env_or("SDPAL_DEMO_EVAL_LIMIT", "0")));
   if (limit && limit < prompts.size()) prompts.resize(limit);
   if (!out_dir.empty()) fs::create_directories(out_dir);
+  set_num_threads(std::stoi(env_or("SDPAL_DEMO_EVAL_THREADS", "1")));
 
   LoadOptions lo;
   lo.safety_checker = false;
