@@ -194,7 +194,7 @@ void bench_attention(const char* base, int64_t batch, int64_t heads, int64_t sq,
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) {
       set_num_threads(std::atoi(argv[++i]));
@@ -220,6 +220,7 @@ int main(int argc, char** argv) {
   for (Precision prec : g_precisions) {
     bench_conv("conv 320->320 3x3 64x64 b2", 2, 64, 320, 320, 3, 1, prec);
     bench_conv("conv 1280->1280 3x3 8x8 b2", 2, 8, 1280, 1280, 3, 1, prec);
+    bench_conv("conv 640->640 3x3 32x32 b2", 2, 32, 640, 640, 3, 1, prec);
     bench_conv("conv 640->640 3x3 s2 32x32 b2 (downsample)", 2, 32, 640, 640, 3, 2, prec);
     bench_conv("conv 4->320 3x3 64x64 b2 (conv_in)", 2, 64, 4, 320, 3, 1, prec);
     bench_linear("linear 8192x320x320 (4096 tokens b2)", 8192, 320, 320, prec);
@@ -263,4 +264,13 @@ int main(int argc, char** argv) {
     bench("silu [2, 4096, 320]", 2.0 * 4 * double(x.size()), "GB/s", [&] { cpu::silu(y.data(), int64_t(y.size())); });
   }
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {  // sdpal::Error (bad --precision, kernel errors)
+    std::fprintf(stderr, "bench_kernels: %s\n", e.what());
+    return 1;
+  }
 }

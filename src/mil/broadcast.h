@@ -63,7 +63,7 @@ void for_each_broadcast_row(const Shape& out, const std::array<Shape, N>& in_sha
           }
         }
       },
-      std::max<int64_t>(1, 16384 / inner));
+      grain_for(inner));
 }
 
 }  // namespace sdpal::mil::detail

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "core/error.h"
 #include "io/coreml/model_folder.h"
@@ -148,6 +150,18 @@ std::string OpContext::string_or(std::string_view name, const std::string& def) 
   return has(name) ? string_param(name) : def;
 }
 
+Tensor OpContext::output_like(std::string_view name, const Shape& shape) {
+  const coreml::MilArgument* a = op_.input(name);
+  if (a && a->bindings.size() == 1) {
+    Tensor t = r_.overwritable(a->bindings[0]);
+    if (t.raw() && t.dtype() == DType::F32 && t.numel() == shape_numel(shape)) {
+      in_place_ = true;
+      return t.reshape(shape);
+    }
+  }
+  return Tensor::empty(shape);
+}
+
 int OpContext::opset_version() const {
   const std::string& s = r_.opset();
   if (s.size() > 3 && s.compare(0, 3, "ios") == 0) {
@@ -194,6 +208,9 @@ struct Interpreter::Impl final : detail::Resolver {
   // Run state.
   std::vector<Value> inputs;
   std::vector<std::vector<Value>> values;
+  std::unordered_map<const void*, int> storage_refs;  // live values per storage (views share it)
+  std::unordered_set<const void*> caller_storage;     // the caller's input tensors: never overwritten
+  int32_t current_op = -1;
   std::map<std::string, OpProfile> prof;
 
   Impl(const coreml::MilProgram& p, const std::string& function_name, std::shared_ptr<const coreml::WeightFiles> w,
@@ -276,6 +293,35 @@ struct Interpreter::Impl final : detail::Resolver {
   // ---- Resolver ----
   const coreml::WeightFiles* weights() const override { return weights_.get(); }
   const std::string& opset() const override { return fn->opset; }
+  bool fp16_rounding() const override { return options.fp16_rounding; }
+
+  Tensor overwritable(const MilBinding& b) const override {
+    if (b.is_value() || b.ref.source != MilVarRef::Source::kOpOutput || !handlers[size_t(b.ref.op)]) return {};
+    if (last_use[size_t(b.ref.op)][size_t(b.ref.index)] != current_op) return {};
+    int reads = 0;
+    for (const auto& arg : fn->block.ops[size_t(current_op)].inputs)
+      for (const MilBinding& o : arg.bindings)
+        if (!o.is_value() && o.ref.source == b.ref.source && o.ref.op == b.ref.op && o.ref.index == b.ref.index) ++reads;
+    if (reads != 1) return {};
+    const Value& v = values[size_t(b.ref.op)][size_t(b.ref.index)];
+    const void* p = v.data.raw();
+    if (!p || caller_storage.count(p)) return {};
+    auto it = storage_refs.find(p);
+    if (it == storage_refs.end() || it->second != 1) return {};
+    return v.data;
+  }
+
+  void hold(const Value& v) {
+    if (v.data.raw()) ++storage_refs[v.data.raw()];
+  }
+
+  void drop(Value& v) {
+    if (const void* p = v.data.raw()) {
+      auto it = storage_refs.find(p);
+      if (it != storage_refs.end() && --it->second <= 0) storage_refs.erase(it);
+    }
+    v = Value{};
+  }
   const MilValue* constant(const MilBinding& b) const override { return coreml::const_value(fn->block, b); }
 
   Value value(const MilBinding& b, const std::string& what) const override {
@@ -341,6 +387,8 @@ struct Interpreter::Impl final : detail::Resolver {
         v.data = t.clone();
         finish(v, v.dtype);
       }
+      caller_storage.insert(t.raw());
+      hold(v);
       inputs[i] = std::move(v);
     }
   }
@@ -384,6 +432,18 @@ struct Interpreter::Impl final : detail::Resolver {
     if (outs.size() != op.outputs.size())
       sdpal::fail(ErrorCode::kFormat, loc(op) + ": produced " + std::to_string(outs.size()) + " outputs, the op declares " +
                                           std::to_string(op.outputs.size()));
+    // Storage of runtime operands: an output that shares it (a view: reshape, squeeze, ...) of an
+    // operand of its own type holds finished values already.
+    std::vector<std::pair<const void*, MilDType>> operand_storage;
+    for (const auto& arg : op.inputs)
+      for (const MilBinding& b : arg.bindings) {
+        if (b.is_value()) continue;
+        const Value* v = nullptr;
+        if (b.ref.source == MilVarRef::Source::kFunctionInput) v = &inputs[size_t(b.ref.index)];
+        else if (b.ref.source == MilVarRef::Source::kOpOutput && handlers[size_t(b.ref.op)])
+          v = &values[size_t(b.ref.op)][size_t(b.ref.index)];
+        if (v && v->data.raw()) operand_storage.emplace_back(v->data.raw(), v->dtype);
+      }
     for (size_t k = 0; k < outs.size(); ++k) {
       const auto& decl = op.outputs[k];
       Tensor& t = outs[k];
@@ -396,8 +456,12 @@ struct Interpreter::Impl final : detail::Resolver {
         }
       }
       Value v{decl.type.dtype, t};
-      finish(v, decl.type.dtype);
+      const bool is_view = !ctx.wrote_in_place() &&
+                           std::find(operand_storage.begin(), operand_storage.end(),
+                                     std::make_pair(static_cast<const void*>(t.raw()), decl.type.dtype)) != operand_storage.end();
+      if (!is_view && !(ctx.rounded() && decl.type.dtype == MilDType::kFp16)) finish(v, decl.type.dtype);
       outs[k] = v.data;
+      hold(v);
       values[i][k] = std::move(v);
     }
     if (options.observer) options.observer(op, outs);
@@ -409,14 +473,14 @@ struct Interpreter::Impl final : detail::Resolver {
       for (const MilBinding& b : arg.bindings) {
         if (b.is_value()) continue;
         if (b.ref.source == MilVarRef::Source::kFunctionInput) {
-          if (input_last_use[size_t(b.ref.index)] == int32_t(i)) inputs[size_t(b.ref.index)] = Value{};
+          if (input_last_use[size_t(b.ref.index)] == int32_t(i)) drop(inputs[size_t(b.ref.index)]);
         } else if (b.ref.source == MilVarRef::Source::kOpOutput) {
           if (last_use[size_t(b.ref.op)][size_t(b.ref.index)] == int32_t(i))
-            values[size_t(b.ref.op)][size_t(b.ref.index)] = Value{};
+            drop(values[size_t(b.ref.op)][size_t(b.ref.index)]);
         }
       }
     for (size_t k = 0; k < op.outputs.size(); ++k)
-      if (last_use[i][k] < 0) values[i][k] = Value{};  // never read
+      if (last_use[i][k] < 0) drop(values[i][k]);  // never read
   }
 
   std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& given) {
@@ -425,6 +489,9 @@ struct Interpreter::Impl final : detail::Resolver {
       ~Cleanup() {
         self->inputs.clear();
         self->values.clear();
+        self->storage_refs.clear();
+        self->caller_storage.clear();
+        self->current_op = -1;
       }
     } cleanup{this};
     bind_inputs(given);
@@ -434,6 +501,7 @@ struct Interpreter::Impl final : detail::Resolver {
     for (size_t i = 0; i < ops.size(); ++i) {
       if (!handlers[i]) continue;
       const auto t0 = std::chrono::steady_clock::now();
+      current_op = int32_t(i);
       run_op(i);
       release_after(i);
       if (options.profile) {

@@ -42,6 +42,11 @@ class Resolver {
   virtual const coreml::WeightFiles* weights() const = 0;
   // The function's opset ("ios16", "ios18", ...); some ops changed meaning between opsets.
   virtual const std::string& opset() const = 0;
+  // Whether fp16-typed results are rounded to fp16 (InterpreterOptions::fp16_rounding).
+  virtual bool fp16_rounding() const = 0;
+  // The runtime value of `b` when the running op may overwrite it: the op is its last reader, reads
+  // it once, and no other live value or the caller shares its storage. Else an empty tensor.
+  virtual Tensor overwritable(const coreml::MilBinding& b) const = 0;
 };
 
 class OpContext {
@@ -87,9 +92,25 @@ class OpContext {
   // Opset version number: 15 for "ios15" ... 18 for "ios18"; 0 when unknown.
   int opset_version() const;
 
+  // Rounding fused into an op: when round_output() is true (one fp16 output, rounding on), an op
+  // may round its result to fp16 as it writes it (round_span_to_fp16) and call set_rounded(), so
+  // the interpreter skips its separate rounding pass.
+  bool round_output() const {
+    return r_.fp16_rounding() && op_.outputs.size() == 1 && op_.outputs[0].type.dtype == MilDType::kFp16;
+  }
+  void set_rounded() { rounded_ = true; }
+  bool rounded() const { return rounded_; }
+
+  // Storage for a result of `shape`: operand `name`'s own storage when the op may overwrite it
+  // (see Resolver::overwritable; element-wise ops then compute in place), else a new tensor.
+  Tensor output_like(std::string_view name, const Shape& shape);
+  bool wrote_in_place() const { return in_place_; }
+
  private:
   const coreml::MilOp& op_;
   const Resolver& r_;
+  bool rounded_ = false;
+  bool in_place_ = false;
 };
 
 using OpFn = std::function<std::vector<Tensor>(OpContext&)>;
@@ -118,7 +139,7 @@ void parallel_map(const float* x, float* y, int64_t n, F f) {
       [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) y[i] = f(x[i]);
       },
-      1 << 14);
+      1 << 16);
 }
 
 // Integer dtype helpers.

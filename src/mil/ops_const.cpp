@@ -123,13 +123,16 @@ Value affine_dequantize(const coreml::MilBlock& block, const MilOp& op, const co
   const float *Q = q.f32(), *Z = zp.f32(), *S = sc.f32();
   float* O = out.f32();
   const bool zv = zp.numel() != 1, sv = sc.numel() != 1;
-  parallel_for(s.outer * s.len, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      const int64_t a = r % s.len;
-      const float z = Z[zv ? a : 0], c = S[sv ? a : 0];
-      for (int64_t i = 0; i < s.inner; ++i) O[r * s.inner + i] = c * (Q[r * s.inner + i] - z);
-    }
-  });
+  parallel_for(
+      s.outer * s.len,
+      [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) {
+          const int64_t a = r % s.len;
+          const float z = Z[zv ? a : 0], c = S[sv ? a : 0];
+          for (int64_t i = 0; i < s.inner; ++i) O[r * s.inner + i] = c * (Q[r * s.inner + i] - z);
+        }
+      },
+      grain_for(s.inner));
   return Value{output_dtype(op), out};
 }
 
@@ -170,7 +173,7 @@ Value blockwise_shift_scale(const coreml::MilBlock& block, const MilOp& op, cons
         O[row * last + j] = S[si] * (D[row * last + j] - (F ? F[si] : 0.0f));
       }
     }
-  });
+  }, grain_for(last));
   return Value{output_dtype(op), out};
 }
 

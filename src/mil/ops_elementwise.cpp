@@ -45,17 +45,37 @@ void convert_values(float* x, int64_t n, MilDType t) {
 
 namespace {
 
+// y = f(x) for operand "x", written in place when x's storage may be reused, rounded to fp16 as it
+// is written when the output is fp16.
 template <typename F>
-Tensor unary(const Tensor& x, F f) {
-  Tensor y = Tensor::empty(x.shape());
-  parallel_map(x.f32(), y.f32(), x.numel(), f);
+Tensor unary(OpContext& c, F f) {
+  const Tensor x = c.tensor("x");
+  Tensor y = c.output_like("x", x.shape());
+  const bool round = c.round_output();
+  const float* X = x.f32();
+  float* Y = y.f32();
+  parallel_for(
+      x.numel(),
+      [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) Y[i] = f(X[i]);
+        if (round) round_span_to_fp16(Y + b, e - b);
+      },
+      1 << 16);
+  if (round) c.set_rounded();
   return y;
 }
 
+// out = f(a, b) with broadcasting; in place over an operand of the output's shape when allowed
+// (each output element reads the same element of that operand before writing it).
 template <typename F>
-Tensor binary(const OpContext& ctx, const Tensor& a, const Tensor& b, F f) {
+Tensor binary(OpContext& ctx, const Tensor& a, const Tensor& b, F f, const char* a_name = nullptr,
+              const char* b_name = nullptr) {
+  const bool round = ctx.round_output();
   const Shape out = broadcast_shapes(a.shape(), b.shape(), ctx.where());
-  Tensor y = Tensor::empty(out);
+  Tensor y;
+  if (a_name && a.shape() == out) y = ctx.output_like(a_name, out);
+  if (!y.raw() && b_name && b.shape() == out) y = ctx.output_like(b_name, out);
+  if (!y.raw() || y.raw() == nullptr) y = Tensor::empty(out);
   const float* A = a.f32();
   const float* B = b.f32();
   float* Y = y.f32();
@@ -75,28 +95,30 @@ Tensor binary(const OpContext& ctx, const Tensor& a, const Tensor& b, F f) {
                               } else {
                                 for (int64_t i = 0; i < n; ++i) py[i] = f(pa[i * st[0]], pb[i * st[1]]);
                               }
+                              if (round) round_span_to_fp16(py, n);
                             });
+  if (round) ctx.set_rounded();
   return y;
 }
 
 template <typename F>
 void add_unary(OpRegistry& r, const char* name, F f) {
-  r[name] = [f](OpContext& c) { return std::vector<Tensor>{unary(c.tensor("x"), f)}; };
+  r[name] = [f](OpContext& c) { return std::vector<Tensor>{unary(c, f)}; };
 }
 
 template <typename F>
 void add_binary(OpRegistry& r, const char* name, F f) {
-  r[name] = [f](OpContext& c) { return std::vector<Tensor>{binary(c, c.tensor("x"), c.tensor("y"), f)}; };
+  r[name] = [f](OpContext& c) { return std::vector<Tensor>{binary(c, c.tensor("x"), c.tensor("y"), f, "x", "y")}; };
 }
 
-float gelu_exact(float x) { return float(0.5 * x * (1.0 + std::erf(double(x) / std::numbers::sqrt2))); }
+float gelu_exact(float x) { return 0.5f * x * (1.0f + std::erf(x * float(1.0 / std::numbers::sqrt2))); }
 
 float gelu_tanh(float x) {
   const double a = std::sqrt(2.0 / std::numbers::pi) * (double(x) + 0.044715 * double(x) * x * x);
   return float(0.5 * x * (1.0 + std::tanh(a)));
 }
 
-float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+float sigmoid(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
 
 float floor_div(float a, float b) { return std::floor(a / b); }
 
@@ -140,51 +162,51 @@ void register_elementwise_ops(OpRegistry& r) {
   // Unary ops with an epsilon or parameters.
   r["inverse"] = [](OpContext& c) {
     const float eps = float(c.float_or("epsilon", 1e-4));
-    return std::vector<Tensor>{unary(c.tensor("x"), [eps](float x) { return 1.0f / (x + eps); })};
+    return std::vector<Tensor>{unary(c, [eps](float x) { return 1.0f / (x + eps); })};
   };
   r["log"] = [](OpContext& c) {
     const float eps = float(c.float_or("epsilon", 1e-45));
-    return std::vector<Tensor>{unary(c.tensor("x"), [eps](float x) { return std::log(x + eps); })};
+    return std::vector<Tensor>{unary(c, [eps](float x) { return std::log(x + eps); })};
   };
   r["rsqrt"] = [](OpContext& c) {
     const float eps = float(c.float_or("epsilon", 1e-12));
-    return std::vector<Tensor>{unary(c.tensor("x"), [eps](float x) { return 1.0f / std::sqrt(x + eps); })};
+    return std::vector<Tensor>{unary(c, [eps](float x) { return 1.0f / std::sqrt(x + eps); })};
   };
   r["threshold"] = [](OpContext& c) {
     const float a = float(c.float_scalar("alpha"));
-    return std::vector<Tensor>{unary(c.tensor("x"), [a](float x) { return std::fmax(x, a); })};
+    return std::vector<Tensor>{unary(c, [a](float x) { return std::fmax(x, a); })};
   };
   r["clip"] = [](OpContext& c) {
     const float a = float(c.float_scalar("alpha")), b = float(c.float_scalar("beta"));
-    return std::vector<Tensor>{unary(c.tensor("x"), [a, b](float x) { return std::fmin(std::fmax(x, a), b); })};
+    return std::vector<Tensor>{unary(c, [a, b](float x) { return std::fmin(std::fmax(x, a), b); })};
   };
   r["leaky_relu"] = [](OpContext& c) {
     const float a = float(c.float_scalar("alpha"));
-    return std::vector<Tensor>{unary(c.tensor("x"), [a](float x) { return x < 0.0f ? a * x : x; })};
+    return std::vector<Tensor>{unary(c, [a](float x) { return x < 0.0f ? a * x : x; })};
   };
   r["elu"] = [](OpContext& c) {
     const float a = float(c.float_scalar("alpha"));
-    return std::vector<Tensor>{unary(c.tensor("x"), [a](float x) { return x < 0.0f ? a * (std::exp(x) - 1.0f) : x; })};
+    return std::vector<Tensor>{unary(c, [a](float x) { return x < 0.0f ? a * (std::exp(x) - 1.0f) : x; })};
   };
   r["thresholded_relu"] = [](OpContext& c) {
     const float a = float(c.float_scalar("alpha"));
-    return std::vector<Tensor>{unary(c.tensor("x"), [a](float x) { return x < a ? 0.0f : x; })};
+    return std::vector<Tensor>{unary(c, [a](float x) { return x < a ? 0.0f : x; })};
   };
   r["linear_activation"] = [](OpContext& c) {
     const float a = float(c.float_scalar("alpha")), b = float(c.float_scalar("beta"));
-    return std::vector<Tensor>{unary(c.tensor("x"), [a, b](float x) { return a * x + b; })};
+    return std::vector<Tensor>{unary(c, [a, b](float x) { return a * x + b; })};
   };
   r["scaled_tanh"] = [](OpContext& c) {
     const float a = float(c.float_scalar("alpha")), b = float(c.float_scalar("beta"));
-    return std::vector<Tensor>{unary(c.tensor("x"), [a, b](float x) { return a * std::tanh(x * b); })};
+    return std::vector<Tensor>{unary(c, [a, b](float x) { return a * std::tanh(x * b); })};
   };
   r["sigmoid_hard"] = [](OpContext& c) {
     const float a = float(c.float_scalar("alpha")), b = float(c.float_scalar("beta"));
-    return std::vector<Tensor>{unary(c.tensor("x"), [a, b](float x) { return std::fmin(std::fmax(a * x + b, 0.0f), 1.0f); })};
+    return std::vector<Tensor>{unary(c, [a, b](float x) { return std::fmin(std::fmax(a * x + b, 0.0f), 1.0f); })};
   };
   r["clamped_relu"] = [](OpContext& c) {
     const float a = float(c.float_scalar("alpha")), b = float(c.float_scalar("beta"));
-    return std::vector<Tensor>{unary(c.tensor("x"), [a, b](float x) {
+    return std::vector<Tensor>{unary(c, [a, b](float x) {
       return x >= 0.0f ? std::fmin(b, x) : std::fmin(b, a * x);
     })};
   };
@@ -198,11 +220,9 @@ void register_elementwise_ops(OpRegistry& r) {
   };
   r["gelu"] = [](OpContext& c) {
     const std::string mode = c.string_or("mode", "EXACT");
-    const Tensor x = c.tensor("x");
-    if (mode == "EXACT") return std::vector<Tensor>{unary(x, gelu_exact)};
-    if (mode == "TANH_APPROXIMATION") return std::vector<Tensor>{unary(x, gelu_tanh)};
-    if (mode == "SIGMOID_APPROXIMATION")
-      return std::vector<Tensor>{unary(x, [](float v) { return v * sigmoid(1.702f * v); })};
+    if (mode == "EXACT") return std::vector<Tensor>{unary(c, gelu_exact)};
+    if (mode == "TANH_APPROXIMATION") return std::vector<Tensor>{unary(c, gelu_tanh)};
+    if (mode == "SIGMOID_APPROXIMATION") return std::vector<Tensor>{unary(c, [](float v) { return v * sigmoid(1.702f * v); })};
     c.fail("unknown gelu mode '" + mode + "' (EXACT, TANH_APPROXIMATION or SIGMOID_APPROXIMATION)");
   };
   r["identity"] = [](OpContext& c) { return std::vector<Tensor>{c.tensor("x")}; };

@@ -21,7 +21,7 @@ void add_bias_rows(float* y, int64_t rows, int64_t n, const float* bias) {
   parallel_for(rows, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r)
       for (int64_t j = 0; j < n; ++j) y[r * n + j] += bias[j];
-  });
+  }, grain_for(n));
 }
 
 // x: [n, C_in, *d] with 1 or 2 spatial dims; weight: [C_out, C_in / groups, *k].
@@ -134,19 +134,24 @@ Outs conv(OpContext& c) {
               p += n;
             }
           }
-        });
+        }, grain_for(pc));
         gemm(false, false, cog, pc, K, wg, K, col.data(), pc, yg + p0, P);
       }
     }
-  if (bias) {
-    const float* B = bias->f32();
+  const float* B = bias ? bias->f32() : nullptr;
+  const bool round = c.round_output();
+  if (B || round) {
     parallel_for(N * Cout, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
-        const float b = B[r % Cout];
         float* row = Y + r * P;
-        for (int64_t i = 0; i < P; ++i) row[i] += b;
+        if (B) {
+          const float b = B[r % Cout];
+          for (int64_t i = 0; i < P; ++i) row[i] += b;
+        }
+        if (round) round_span_to_fp16(row, P);
       }
-    });
+    }, grain_for(P));
+    if (round) c.set_rounded();
   }
   return {y};
 }
@@ -309,11 +314,11 @@ Outs scaled_dot_product_attention(OpContext& c) {
       float mx = -std::numeric_limits<float>::infinity();
       for (int64_t j = 0; j < L; ++j) mx = std::max(mx, row[j]);
       double sum = 0;
-      for (int64_t j = 0; j < L; ++j) sum += (row[j] = std::exp(row[j] - mx));
+      for (int64_t j = 0; j < L; ++j) sum += (row[j] = exp_fast(row[j] - mx));
       const float inv = float(1.0 / sum);
       for (int64_t j = 0; j < L; ++j) row[j] *= inv;
     }
-  });
+  }, grain_for(L));
   return {matmul(s, v, false, false, c.where())};
 }
 

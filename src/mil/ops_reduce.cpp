@@ -111,7 +111,7 @@ Tensor reduce(OpContext& c, Red op) {
         else if (op == Red::kLogSum) a = std::log(a);
         Y[o] = float(a);
       }
-    });
+    }, grain_for(R));
     return y;
   }
   constexpr int64_t kBlock = 256;
@@ -160,7 +160,7 @@ Tensor reduce(OpContext& c, Red op) {
         out[i] = float(a);
       }
     }
-  });
+  }, grain_for(R * std::min(kBlock, I)));
   return y;
 }
 
@@ -197,23 +197,39 @@ Outs softmax(OpContext& c) {
   if (x.rank() == 0) c.fail("softmax of a scalar");
   const int axis = normalize_axis(c.int_or("axis", -1), x.rank(), c.where());
   const AxisSplit s = split_at_axis(x.shape(), axis);
-  Tensor y = Tensor::empty(x.shape());
+  Tensor y = c.output_like("x", x.shape());  // each row is read before it is written
   const float* X = x.f32();
   float* Y = y.f32();
   const int64_t L = s.len, I = s.inner;
+  const bool round = c.round_output();
   if (I == 1) {
     parallel_for(s.outer, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         const float* in = X + r * L;
         float* out = Y + r * L;
+        // Eight independent lanes, so the reductions vectorize.
+        constexpr int kLanes = 8;
+        float m[kLanes];
+        std::fill(m, m + kLanes, -std::numeric_limits<float>::infinity());
+        int64_t j = 0;
+        for (; j + kLanes <= L; j += kLanes)
+          for (int k = 0; k < kLanes; ++k) m[k] = std::max(m[k], in[j + k]);
         float mx = -std::numeric_limits<float>::infinity();
-        for (int64_t j = 0; j < L; ++j) mx = std::max(mx, in[j]);
+        for (int k = 0; k < kLanes; ++k) mx = std::max(mx, m[k]);
+        for (; j < L; ++j) mx = std::max(mx, in[j]);
+        for (j = 0; j < L; ++j) out[j] = exp_fast(in[j] - mx);
+        double acc[kLanes] = {};
+        for (j = 0; j + kLanes <= L; j += kLanes)
+          for (int k = 0; k < kLanes; ++k) acc[k] += double(out[j + k]);
         double sum = 0;
-        for (int64_t j = 0; j < L; ++j) sum += (out[j] = std::exp(in[j] - mx));
+        for (int k = 0; k < kLanes; ++k) sum += acc[k];
+        for (; j < L; ++j) sum += out[j];
         const float inv = float(1.0 / sum);
         for (int64_t j = 0; j < L; ++j) out[j] *= inv;
+        if (round) round_span_to_fp16(out, L);
       }
-    });
+    }, grain_for(L));
+    if (round) c.set_rounded();
     return {y};
   }
   constexpr int64_t kBlock = 256;
@@ -230,12 +246,12 @@ Outs softmax(OpContext& c) {
       for (int64_t l = 0; l < L; ++l)
         for (int64_t i = 0; i < n; ++i) mx[size_t(i)] = std::max(mx[size_t(i)], in[l * I + i]);
       for (int64_t l = 0; l < L; ++l)
-        for (int64_t i = 0; i < n; ++i) sum[size_t(i)] += (out[l * I + i] = std::exp(in[l * I + i] - mx[size_t(i)]));
+        for (int64_t i = 0; i < n; ++i) sum[size_t(i)] += (out[l * I + i] = exp_fast(in[l * I + i] - mx[size_t(i)]));
       for (int64_t i = 0; i < n; ++i) mx[size_t(i)] = float(1.0 / sum[size_t(i)]);
       for (int64_t l = 0; l < L; ++l)
         for (int64_t i = 0; i < n; ++i) out[l * I + i] *= mx[size_t(i)];
     }
-  });
+  }, grain_for(L * std::min(kBlock, I)));
   return {y};
 }
 
@@ -260,9 +276,10 @@ Outs batch_norm(OpContext& c) {
   const auto beta = channel_vec(c, "beta", C, 0.0f);
   const float eps = float(c.float_or("epsilon", 1e-5));
   const AxisSplit s = split_at_axis(x.shape(), 1);
-  Tensor y = Tensor::empty(x.shape());
+  Tensor y = c.output_like("x", x.shape());
   const float* X = x.f32();
   float* Y = y.f32();
+  const bool round = c.round_output();
   parallel_for(s.outer * C, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t ch = r % C;
@@ -270,8 +287,10 @@ Outs batch_norm(OpContext& c) {
       const float* in = X + r * s.inner;
       float* out = Y + r * s.inner;
       for (int64_t i = 0; i < s.inner; ++i) out[i] = (in[i] - m) / sd * g + b;
+      if (round) round_span_to_fp16(out, s.inner);
     }
-  });
+  }, grain_for(s.inner));
+  if (round) c.set_rounded();
   return {y};
 }
 
@@ -298,7 +317,7 @@ void normalize_rows(const float* X, float* Y, int64_t rows, int64_t n, float eps
         for (int64_t j = 0; j < n; ++j) out[j] = (in[j] - m) * inv * (gamma ? gamma[j] : 1.0f) + (beta ? beta[j] : 0.0f);
       }
     }
-  });
+  }, grain_for(n));
 }
 
 Outs layer_norm(OpContext& c) {

@@ -147,7 +147,7 @@ Tensor concat_tensors(OpContext& c, const std::vector<Tensor>& vals, int64_t axi
                         size_t(os.inner) * sizeof(float));
       }
     }
-  });
+  }, grain_for(os.len * os.inner));
   return y;
 }
 
@@ -327,7 +327,7 @@ Outs gather(OpContext& c) {
         std::memcpy(Y + (r * count + k) * inner, X + (r * n + i) * inner, size_t(inner) * sizeof(float));
       }
     }
-  });
+  }, grain_for(count * inner));
   return {y};
 }
 
@@ -414,7 +414,7 @@ Outs tile(OpContext& c) {
       }
       for (int64_t j = 0; j < olast; j += last) std::memcpy(Y + row * olast + j, X + off, size_t(last) * sizeof(float));
     }
-  });
+  }, grain_for(olast));
   return {y};
 }
 
@@ -475,7 +475,7 @@ Outs pad(OpContext& c) {
       }
       for (int64_t j = 0; j < olast; ++j) o[j] = last_map[size_t(j)] < 0 ? value : X[off + last_map[size_t(j)]];
     }
-  });
+  }, grain_for(olast));
   return {y};
 }
 
@@ -537,7 +537,7 @@ Outs upsample_nearest_neighbor(OpContext& c) {
       float* dst = Y + r * ow;
       for (int64_t j = 0; j < ow; ++j) dst[j] = src[xs[size_t(j)]];
     }
-  });
+  }, grain_for(ow));
   return {y};
 }
 

@@ -92,7 +92,7 @@ Tensor strided_copy(const float* src, int64_t base, const std::vector<int64_t>& 
           }
         }
       },
-      std::max<int64_t>(1, 32768 / inner));
+      grain_for(inner));
   return out;
 }
 
@@ -216,6 +216,14 @@ void round_fp16_portable(float* x, int64_t n) {
 
 }  // namespace
 
+void round_span_to_fp16(float* x, int64_t n) {
+  static const bool f16c = cpu_features().f16c;
+  if (f16c)
+    round_fp16_f16c(x, n);
+  else
+    round_fp16_portable(x, n);
+}
+
 void round_to_fp16(float* x, int64_t n) {
   const bool f16c = cpu_features().f16c;
   parallel_for(
@@ -226,7 +234,7 @@ void round_to_fp16(float* x, int64_t n) {
         else
           round_fp16_portable(x + b, e - b);
       },
-      1 << 16);
+      1 << 18);
 }
 
 void round_to_bf16(float* x, int64_t n) {
@@ -235,7 +243,7 @@ void round_to_bf16(float* x, int64_t n) {
       [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) x[i] = bf16_to_f32(f32_to_bf16(x[i]));
       },
-      1 << 16);
+      1 << 18);
 }
 
 AxisSplit split_at_axis(const Shape& s, int axis) {

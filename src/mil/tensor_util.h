@@ -2,7 +2,10 @@
 // strided copies, GEMM (oneDNN's sgemm) and numpy-style batched matmul, fp16 rounding.
 // Internal to src/mil.
 #pragma once
+#include <algorithm>
+#include <bit>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -34,9 +37,41 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const flo
 // transpose_y (no effect on rank-1 operands). Batch axes broadcast. `what` names the op in errors.
 Tensor matmul(const Tensor& x, const Tensor& y, bool transpose_x, bool transpose_y, const std::string& what);
 
-// Round every element to the nearest fp16 / bf16 value (round to nearest even), in place.
+// Round every element to the nearest fp16 / bf16 value (round to nearest even), in place, on all
+// threads; round_span_to_fp16 on the calling thread only (for loops that round as they write).
 void round_to_fp16(float* x, int64_t n);
 void round_to_bf16(float* x, int64_t n);
+void round_span_to_fp16(float* x, int64_t n);
+
+// exp(x) within a few ulp (Cody-Waite reduction, degree-7 Taylor polynomial on |r| <= ln2 / 2):
+// 0 below -87.3, inf above 88.7, NaN stays NaN. Branch-free, so loops calling it vectorize.
+inline float exp_fast(float x) {
+  const float lo = -87.3365f, hi = 88.7228f;
+  const float xc = std::min(std::max(x, lo), hi);
+  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const float n = (xc * 1.44269504088896341f + magic) - magic;
+  float r = xc - n * 0.693145751953125f;
+  r = r - n * 1.428606765330187e-06f;
+  float p = 1.0f / 5040;
+  p = p * r + 1.0f / 720;
+  p = p * r + 1.0f / 120;
+  p = p * r + 1.0f / 24;
+  p = p * r + 1.0f / 6;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const int32_t ni = int32_t(n);
+  const int32_t n1 = ni >> 1, n2 = ni - n1;  // 2^n in two factors: n can reach 128
+  const float s1 = std::bit_cast<float>(uint32_t(n1 + 127) << 23), s2 = std::bit_cast<float>(uint32_t(n2 + 127) << 23);
+  float y = p * s1 * s2;
+  y = x < lo ? 0.0f : y;
+  y = x > hi ? std::numeric_limits<float>::infinity() : y;
+  return y;
+}
+
+// parallel_for grain for items of `work` elements each: some 128K elements per thread at least, so
+// small tensors stay on the calling thread (waking the pool costs more than they do).
+inline int64_t grain_for(int64_t work) { return std::max<int64_t>(1, (int64_t(1) << 17) / std::max<int64_t>(work, 1)); }
 
 // Splits `axis` of `s`: outer = prod(s[:axis]), len = s[axis], inner = prod(s[axis+1:]).
 struct AxisSplit {

@@ -17,33 +17,40 @@ WeightBinder::WeightBinder(std::string component, std::vector<std::shared_ptr<Te
   }
 }
 
-bool WeightBinder::has(const std::string& name) const { return index_.count(name) != 0; }
+bool WeightBinder::has(const std::string& name) const { return index_.count(key(name)) != 0; }
+
+std::string WeightBinder::describe(const std::string& name) const {
+  std::string k = key(name);
+  return k == name ? "'" + name + "'" : "'" + name + "' (stored as '" + k + "')";
+}
 
 const TensorView& WeightBinder::lookup(const std::string& name) const {
-  auto it = index_.find(name);
+  auto it = index_.find(key(name));
   if (it == index_.end()) {
     std::string where = files_.empty() ? std::string("(no weight files)") : files_.front()->path();
-    fail(ErrorCode::kModel, component_ + ": missing tensor '" + name + "' in " + where);
+    fail(ErrorCode::kModel, component_ + ": missing tensor " + describe(name) + " in " + where);
   }
   return *it->second;
 }
 
 const TensorView& WeightBinder::get(const std::string& name, const Shape& shape) {
   const TensorView& v = lookup(name);
+  const std::string k = key(name);
   if (v.shape != shape)
-    fail(ErrorCode::kModel, component_ + ": tensor '" + name + "' in " + origin_.at(name) + " has shape " +
+    fail(ErrorCode::kModel, component_ + ": tensor " + describe(name) + " in " + origin_.at(k) + " has shape " +
                                 shape_str(v.shape) + ", expected " + shape_str(shape));
-  used_.insert(name);
+  used_.insert(k);
   return v;
 }
 
 const TensorView& WeightBinder::get_compatible(const std::string& name, const Shape& shape) {
   const TensorView& v = lookup(name);
+  const std::string k = key(name);
   bool ok = v.numel() == shape_numel(shape) && !v.shape.empty() && !shape.empty() && v.shape[0] == shape[0];
   if (!ok)
-    fail(ErrorCode::kModel, component_ + ": tensor '" + name + "' in " + origin_.at(name) + " has shape " +
+    fail(ErrorCode::kModel, component_ + ": tensor " + describe(name) + " in " + origin_.at(k) + " has shape " +
                                 shape_str(v.shape) + ", expected " + shape_str(shape));
-  used_.insert(name);
+  used_.insert(k);
   return v;
 }
 

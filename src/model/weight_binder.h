@@ -2,6 +2,7 @@
 // Missing or wrong-shaped tensors are errors at once; tensors nobody asked for are reported by
 // finish(), so a checkpoint for another architecture can never half-load.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -22,6 +23,10 @@ class WeightBinder {
   // may stay unused.
   void allow_unused_prefix(const std::string& prefix) { ignorable_.push_back(prefix); }
 
+  // Looks each requested name up under mapper(name) (e.g. coreml_name_mapper() for a Core ML
+  // program, whose constants carry mangled names); errors name both. Identity when unset.
+  void set_name_mapper(std::function<std::string(const std::string&)> mapper) { mapper_ = std::move(mapper); }
+
   bool has(const std::string& name) const;
   // The tensor `name`, which must have exactly `shape`. Trailing/inner size-1 axes are NOT squeezed.
   const TensorView& get(const std::string& name, const Shape& shape);
@@ -39,7 +44,11 @@ class WeightBinder {
   size_t bound_count() const { return used_.size(); }
 
  private:
+  // The stored key of a requested name (mapper_ applied).
+  std::string key(const std::string& name) const { return mapper_ ? mapper_(name) : name; }
+  std::string describe(const std::string& name) const;
   const TensorView& lookup(const std::string& name) const;
+  std::function<std::string(const std::string&)> mapper_;
   std::string component_;
   std::vector<std::shared_ptr<TensorFile>> files_;
   std::map<std::string, const TensorView*> index_;

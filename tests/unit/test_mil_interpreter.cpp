@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -12,10 +13,13 @@
 #include "core/error.h"
 #include "io/coreml/blob_refs.h"
 #include "io/coreml/mil_consts.h"
+#include "io/coreml/mil_proto.h"
 #include "io/coreml/mil_text.h"
 #include "io/coreml/model_folder.h"
 #include "io/coreml/synthetic_weights.h"
+#include "golden.h"
 #include "mil/interpreter.h"
+#include "mil/tensor_util.h"
 
 namespace sdpal::mil {
 namespace {
@@ -198,6 +202,111 @@ TEST(MilInterpreter, OutputsCanBeInputsConstantsAndSharedValues) {
   for (const auto& e : prof) EXPECT_EQ(e.count, 1);
 }
 
+// y = x W^T (+ b) on [1, K] rows, rounded to fp16.
+std::vector<float> linear16(const std::vector<float>& x, const Tensor& w, const Tensor* b = nullptr) {
+  const int64_t n = w.dim(0), k = w.dim(1);
+  std::vector<float> y(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    double s = b ? b->f32()[i] : 0.0;
+    for (int64_t j = 0; j < k; ++j) s += double(x[size_t(j)]) * w.f32()[i * k + j];
+    y[size_t(i)] = f16_to_f32(f32_to_f16(float(s)));
+  }
+  return y;
+}
+
+void expect_near_rel(const std::vector<float>& got, const std::vector<float>& want, double tol, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  double scale = 0, err = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    scale = std::max(scale, double(std::fabs(want[i])));
+    err = std::max(err, double(std::fabs(got[i] - want[i])));
+  }
+  EXPECT_LE(err, tol * scale) << what;
+}
+
+// The protobuf programs coremltools 8.1 wrote (tests/goldens/coreml/tiny_ios1{6,8}.mlpackage, made by
+// tests/reference/make_coreml_goldens.py), with their real weight.bin, against the dense weights
+// coremltools decodes for them (tiny_expected.safetensors).
+TEST(MilInterpreter, RunsCoremltoolsPackages) {
+  const testing::Golden dense("tests/goldens/coreml/tiny_expected.safetensors");
+  auto run = [](const std::string& name, const Tensor& x) {
+    const std::string dir = testing::repo_path("tests/goldens/coreml/tiny_" + name + ".mlpackage/Data/com.apple.CoreML");
+    const coreml::MlModelSpec spec = coreml::read_mlmodel_file(dir + "/model.mlmodel");
+    Interpreter interp(spec.program, "main", coreml::WeightFiles::in_directory(dir));
+    return interp.run({{"x", x}});
+  };
+  auto plus = [](const Tensor& t, float c) {
+    std::vector<float> v = values(t);
+    for (float& a : v) a = f16_to_f32(f32_to_f16(a + c));
+    return v;
+  };
+  {  // iOS18: sub-byte indices, per-group tables, vectors
+    std::vector<float> x(16, 0.0f);
+    for (int i = 0; i < 16; ++i) x[size_t(i)] = f16_to_f32(f32_to_f16(0.1f * float(i % 5) - 0.2f));
+    const auto out = run("ios18", tensor({1, 16}, x));
+    const auto h = linear16(x, dense.f32("ios18/w4g"));
+    const auto h2 = linear16(h, dense.f32("ios18/wv"));
+    expect_near_rel(values(out.at("y")), linear16(h2, dense.f32("ios18/w6")), 1e-2, "ios18 y");
+    EXPECT_EQ(values(out.at("z3")), plus(dense.f32("ios18/w3"), 1.0f));
+    EXPECT_EQ(values(out.at("z1")), plus(dense.f32("ios18/w1"), 1.0f));
+    EXPECT_EQ(values(out.at("z8")), plus(dense.f32("ios18/w8"), 1.0f));
+  }
+  {  // iOS16: constexpr operands as attributes; linear, relu, reshape, conv, split, concat, mul
+    std::vector<float> x(8, 0.0f);
+    for (int i = 0; i < 8; ++i) x[size_t(i)] = f16_to_f32(f32_to_f16(0.3f * float(i % 3) - 0.25f));
+    const auto out = run("ios16", tensor({1, 8}, x));
+    const Tensor b16 = dense.f32("ios16/b16");
+    std::vector<float> h = linear16(x, dense.f32("ios16/w6"), &b16);
+    for (float& v : h) v = std::max(v, 0.0f);
+    const Tensor w4 = dense.f32("ios16/w4");
+    const std::vector<float> c = linear16(h, w4.reshape({8, 16}));  // 1x1 conv on a 1x1 image
+    std::vector<float> y;
+    for (int part : {0, 1, 0})
+      for (int i = 0; i < 4; ++i) y.push_back(f16_to_f32(f32_to_f16(c[size_t(part * 4 + i)] * 0.5f)));
+    expect_near_rel(values(out.at("y")), y, 1e-2, "ios16 y");
+    std::vector<float> z = values(dense.f32("ios16/w2"));
+    const Tensor zb = dense.f32("ios16/z_bias");
+    for (size_t i = 0; i < z.size(); ++i) z[i] = f16_to_f32(f32_to_f16(z[i] + zb.f32()[i]));
+    EXPECT_EQ(values(out.at("z")), z);
+    EXPECT_EQ(values(out.at("z1")), plus(dense.f32("ios16/w1"), 1.0f));
+    EXPECT_EQ(values(out.at("z8")), plus(dense.f32("ios16/w8"), -2.0f));
+  }
+}
+
+TEST(MilInterpreter, InPlaceUpdatesNeverTouchLiveOrCallerStorage) {
+  const MilProgram p = parse(R"(program(1.3)
+{
+    func main<ios18>(tensor<fp32, [2, 2]> x) {
+        tensor<fp32, [4]> xv = reshape(x = x, shape = tensor<int32, [1]>([4]))[name = string("xv")];
+        tensor<fp32, [4]> e = exp(x = xv)[name = string("e")];
+        tensor<fp32, [2, 2]> a = mul(x = x, y = fp32(2))[name = string("a")];
+        tensor<fp32, [4]> v = reshape(x = a, shape = tensor<int32, [1]>([4]))[name = string("v")];
+        tensor<fp32, [2, 2]> b = sin(x = a)[name = string("b")];
+        tensor<fp32, [4]> bv = reshape(x = b, shape = tensor<int32, [1]>([4]))[name = string("bv")];
+        tensor<fp32, [4]> s = add(x = v, y = bv)[name = string("s")];
+        tensor<fp32, [4]> t = mul(x = s, y = fp32(3))[name = string("t")];
+        tensor<fp32, [4]> u = add(x = t, y = e)[name = string("u")];
+    } -> (u, v);
+}
+)");
+  std::map<std::string, const void*> storage;
+  InterpreterOptions opt;
+  opt.observer = [&](const coreml::MilOp& op, const std::vector<Tensor>& outs) { storage[op.name()] = outs[0].raw(); };
+  Interpreter interp(p, "main", nullptr, opt);
+  const Tensor x = tensor({2, 2}, {0.5f, -1, 2, 0.25f});
+  const auto out = interp.run({{"x", x}});
+  EXPECT_EQ(values(x), (std::vector<float>{0.5f, -1, 2, 0.25f}));  // the caller's tensor, read through a view
+  EXPECT_NE(storage["e"], storage["xv"]);
+  EXPECT_NE(storage["b"], storage["a"]);  // a lives on as v
+  EXPECT_EQ(storage["t"], storage["s"]);  // s dies at t: computed in place
+  EXPECT_EQ(storage["u"], storage["t"]);
+  for (int i = 0; i < 4; ++i) {
+    const float xi = x.f32()[i], a = 2 * xi;
+    EXPECT_FLOAT_EQ(out.at("v").f32()[i], a);
+    EXPECT_FLOAT_EQ(out.at("u").f32()[i], 3 * (a + std::sin(a)) + std::exp(xi)) << i;
+  }
+}
+
 TEST(MilInterpreter, UnknownOpIsAnErrorNamingTypeNameAndLine) {
   const MilProgram p = parse(R"(program(1.3)
 {
@@ -314,6 +423,39 @@ TEST(MilInterpreter, BlobWithoutWeightFilesIsAnError) {
   EXPECT_EQ(code_of([&] { interp.run(program_inputs()); }, &msg), ErrorCode::kFormat);
   EXPECT_NE(msg.find("no weight files"), std::string::npos) << msg;
   EXPECT_NE(msg.find("'y16'"), std::string::npos) << msg;  // the op that needed them
+}
+
+TEST(MilInterpreterHelpers, FastExpIsAccurate) {
+  double worst = 0;
+  for (float x = -87.0f; x < 88.5f; x += 0.000731f * (1.0f + std::fabs(x))) {
+    const double want = std::exp(double(x));
+    worst = std::max(worst, std::fabs(double(detail::exp_fast(x)) - want) / want);
+  }
+  EXPECT_LT(worst, 5e-7);  // a few ulp
+  EXPECT_EQ(detail::exp_fast(0.0f), 1.0f);
+  EXPECT_EQ(detail::exp_fast(-INFINITY), 0.0f);
+  EXPECT_EQ(detail::exp_fast(-100.0f), 0.0f);
+  EXPECT_EQ(detail::exp_fast(INFINITY), INFINITY);
+  EXPECT_EQ(detail::exp_fast(89.0f), INFINITY);
+  EXPECT_TRUE(std::isnan(detail::exp_fast(NAN)));
+}
+
+TEST(MilInterpreterHelpers, Fp16RoundingMatchesTheScalarConversion) {
+  // Every fp16 value, the midpoints between neighbours (ties to even) and values beyond the range.
+  std::vector<float> v;
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const float a = f16_to_f32(uint16_t(h));
+    v.push_back(a);
+    if ((h & 0x7c00) != 0x7c00 && (h & 0x7fff) != 0x7bff) v.push_back((a + f16_to_f32(uint16_t(h + 1))) / 2);
+  }
+  for (float x : {65520.0f, -65520.0f, 65519.0f, 1e-8f, -3e-8f, 1e30f, NAN}) v.push_back(x);
+  std::vector<float> r = v;
+  detail::round_to_fp16(r.data(), int64_t(r.size()));
+  for (size_t i = 0; i < v.size(); ++i) {
+    const float want = f16_to_f32(f32_to_f16(v[i]));
+    if (std::isnan(want)) EXPECT_TRUE(std::isnan(r[i])) << i;
+    else ASSERT_EQ(std::bit_cast<uint32_t>(r[i]), std::bit_cast<uint32_t>(want)) << v[i];
+  }
 }
 
 }  // namespace

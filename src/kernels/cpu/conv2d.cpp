@@ -25,7 +25,9 @@ enum class ResidualMode { kNone, kBinary, kSum };
 struct Plan {
   dnnl::convolution_forward prim;
   memory::desc src_md, dst_md, scratch_md;
-  memory weights;
+  memory weights;  // dense source: the prepared weights; palettized: unset (decoded per call)
+  memory::desc weights_md, unpack_scratch_md;
+  dnnl::reorder unpack;  // palettized source: decoded fp32 oihw -> weights_md
   ResidualMode mode = ResidualMode::kNone;
 };
 
@@ -46,6 +48,8 @@ struct Conv2d::Impl {
   mutable Tensor plain;
   mutable du::PreparedWeights weights;
   mutable bool prepared = false;
+  du::PackedWeights packed;  // set for a palettized source: kept packed, decoded at each run
+  std::string weight_name;
   mutable std::map<std::array<int64_t, 4>, Plan> plans;
 
   int64_t out_h(int64_t h) const { return (h + pad.top + pad.bottom - kh) / stride + 1; }
@@ -73,6 +77,7 @@ struct Conv2d::Impl {
     return dnnl::convolution_forward::primitive_desc(d, attr, du::engine());
   }
 
+  memory::desc plain_f32_md() const { return memory::desc({o, i, kh, kw}, dt::f32, tag::oihw); }
   memory::desc any_weights() const { return memory::desc({o, i, kh, kw}, act_dt, tag::any); }
 
   void fill(Plan& p, const dnnl::convolution_forward::primitive_desc& pd, ResidualMode mode) const {
@@ -80,6 +85,12 @@ struct Conv2d::Impl {
     p.src_md = pd.src_desc();
     p.dst_md = pd.dst_desc();
     p.scratch_md = pd.scratchpad_desc();
+    p.weights_md = pd.weights_desc();
+    p.mode = mode;
+    if (packed) {
+      p.unpack = packed.make_unpack(plain_f32_md(), p.weights_md, &p.unpack_scratch_md);
+      return;
+    }
     if (!prepared) {
       memory::desc plain_md({o, i, kh, kw}, act_dt, tag::oihw);
       weights = du::PreparedWeights(plain_md, plain.raw(), pd.weights_desc());
@@ -143,8 +154,17 @@ Conv2d::Conv2d(const TensorView& weight, const TensorView* bias, int stride, Pad
   im.kw = s[3];
   im.stride = stride;
   im.pad = padding;
-  im.plain = to_f32(weight);
-  if (precision == Precision::BF16) {
+  im.weight_name = weight.name;
+  if (weight.palettized) {
+    check(weight.palettized->shape == s, ErrorCode::kInvalidArgument,
+          "Conv2d weight '" + weight.name + "': palettized source has shape " + shape_str(weight.palettized->shape) +
+              ", view has " + shape_str(s));
+    im.packed = du::PackedWeights(weight.palettized, weight.owner);
+    im.prepared = true;  // nothing to prepare: decoded at each run
+  } else {
+    im.plain = to_f32(weight);
+  }
+  if (precision == Precision::BF16 && !im.packed) {
     Tensor b16 = Tensor::empty(im.plain.shape(), DType::BF16);
     f32_to_bf16_serial(im.plain.f32(), static_cast<uint16_t*>(b16.raw()), im.plain.numel());
     im.plain = std::move(b16);
@@ -178,6 +198,7 @@ Precision Conv2d::precision() const { return impl_->precision; }
 
 size_t Conv2d::weight_bytes() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->packed) return impl_->packed.bytes();
   return impl_->prepared ? impl_->weights.bytes() : impl_->plain.nbytes();
 }
 int64_t Conv2d::out_height(int64_t h) const { return impl_->out_h(h); }
@@ -207,8 +228,11 @@ void Conv2d::run(const float* x, int64_t n, int64_t h, int64_t w, float* out, co
     f32_to_bf16_parallel(x, xs, count);
     src = xs;
   }
+  memory wts = im.packed ? im.packed.decode(p.unpack, im.plain_f32_md(), p.weights_md, p.unpack_scratch_md,
+                                             im.name() + " '" + im.weight_name + "'")
+                         : p.weights;
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, du::wrap(p.src_md, src)},
-                                       {DNNL_ARG_WEIGHTS, p.weights},
+                                       {DNNL_ARG_WEIGHTS, wts},
                                        {DNNL_ARG_DST, du::wrap(p.dst_md, out)}};
   if (im.has_bias) args[DNNL_ARG_BIAS] = im.bias;
   if (p.mode == ResidualMode::kBinary)

@@ -4,10 +4,13 @@
 #pragma once
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "core/palettized.h"
 
 namespace sdpal::cpu::dnnl_util {
 
@@ -51,6 +54,36 @@ class PreparedWeights {
  private:
   std::vector<dnnl::memory> copies_;
 };
+
+// A palettized weight kept packed (indices + LUT in the mapped file, kept alive by `owner`): no
+// float copy is resident. Each call decodes the whole layer into this thread's fp32 scratch
+// (row-major over the dense shape, i.e. `plain_md`'s order) and reorders it into the layout the
+// primitive wants (fp32 or bf16, a second per-thread scratch buffer), so the primitive and its
+// weights are exactly what a dense source would have prepared.
+class PackedWeights {
+ public:
+  PackedWeights() = default;
+  PackedWeights(std::shared_ptr<const PalettizedView> view, std::shared_ptr<const void> owner);
+  explicit operator bool() const { return view_ != nullptr; }
+  const PalettizedView& view() const { return *view_; }
+  // The reorder from the decoded fp32 plain layout into `layout`; build once per plan.
+  dnnl::reorder make_unpack(const dnnl::memory::desc& plain_f32_md, const dnnl::memory::desc& layout,
+                            dnnl::memory::desc* scratch_md) const;
+  // Decodes and reorders into this thread's buffer; the memory is valid until this thread's next
+  // decode (any layer). `what` names the layer in errors.
+  dnnl::memory decode(const dnnl::reorder& unpack, const dnnl::memory::desc& plain_f32_md,
+                      const dnnl::memory::desc& layout, const dnnl::memory::desc& scratch_md,
+                      const std::string& what) const;
+  // Resident bytes: packed indices + LUT.
+  size_t bytes() const { return view_ ? view_->indices_nbytes + view_->lut_nbytes : 0; }
+
+ private:
+  std::shared_ptr<const PalettizedView> view_;
+  std::shared_ptr<const void> owner_;
+};
+
+// Decodes all of `v` (row-major) into out, on all threads.
+void decode_palettized_parallel(const PalettizedView& v, float* out);
 
 // Converts a dnnl::error into sdpal::Error with context.
 [[noreturn]] void rethrow(const dnnl::error& e, const std::string& what);

@@ -27,7 +27,9 @@ enum class ResidualMode { kNone, kBinary, kSum };
 struct Plan {
   dnnl::matmul prim;
   memory::desc src_md, dst_md, residual_md, scratch_md;
-  memory weights;
+  memory weights;  // dense source: the prepared weights; palettized: unset (decoded per call)
+  memory::desc weights_md, unpack_scratch_md;
+  dnnl::reorder unpack;  // palettized source: decoded fp32 [N, K] -> weights_md
   ResidualMode mode = ResidualMode::kNone;
 };
 
@@ -41,6 +43,8 @@ struct Linear::Impl {
   memory bias;
   mutable std::mutex mu;
   mutable du::PreparedWeights weights;
+  du::PackedWeights packed;  // set for a palettized source: kept packed, decoded at each run
+  std::string name;
   mutable std::map<std::pair<int64_t, int>, Plan> plans;
 
   dnnl::matmul::primitive_desc make_pd(int64_t m, ResidualMode mode, const memory::desc& w_md) const {
@@ -82,8 +86,15 @@ struct Linear::Impl {
     p.dst_md = pd.dst_desc();
     p.residual_md = pd.dst_desc();
     p.scratch_md = pd.scratchpad_desc();
-    p.weights = weights.get(pd.weights_desc());
+    p.weights_md = pd.weights_desc();
+    if (packed)
+      p.unpack = packed.make_unpack(plain_md(), p.weights_md, &p.unpack_scratch_md);
+    else
+      p.weights = weights.get(pd.weights_desc());
   }
+
+  // torch stores W as [N, K]: that is the [K, N] matmul operand in column-major ("ba") order.
+  memory::desc plain_md() const { return memory::desc({k, n}, dt::f32, tag::ba); }
 };
 
 Linear::Linear(const TensorView& weight, const TensorView* bias, Precision precision)
@@ -97,7 +108,14 @@ Linear::Linear(const TensorView& weight, const TensorView* bias, Precision preci
   impl_->k = s[1];
   impl_->precision = precision;
   impl_->act_dt = precision == Precision::BF16 ? dt::bf16 : dt::f32;
-  Tensor w = to_f32(weight);
+  impl_->name = weight.name;
+  if (weight.palettized) {
+    check(weight.palettized->shape == s, ErrorCode::kInvalidArgument,
+          "Linear weight '" + weight.name + "': palettized source has shape " + shape_str(weight.palettized->shape) +
+              ", view has " + shape_str(s));
+    impl_->packed = du::PackedWeights(weight.palettized, weight.owner);
+  }
+  Tensor w = weight.palettized ? Tensor() : to_f32(weight);
   try {
     if (bias) {
       check(bias->numel() == impl_->n, ErrorCode::kInvalidArgument,
@@ -108,9 +126,9 @@ Linear::Linear(const TensorView& weight, const TensorView* bias, Precision preci
       impl_->bias = memory({{1, impl_->n}, dt::f32, tag::ab}, du::engine());
       std::memcpy(impl_->bias.get_data_handle(), b.f32(), size_t(impl_->n) * 4);
     }
-    // torch stores W as [N, K]: that is the [K, N] matmul operand in column-major ("ba") order.
     // In bf16 mode the reorder also rounds the weights to bf16 (nearest even).
-    memory::desc plain({impl_->k, impl_->n}, dt::f32, tag::ba);
+    if (impl_->packed) return;  // no resident float copy: decoded per call
+    memory::desc plain = impl_->plain_md();
     auto pd = impl_->make_pd(kRepresentativeM, ResidualMode::kNone,
                              memory::desc({impl_->k, impl_->n}, impl_->act_dt, tag::any));
     impl_->weights = du::PreparedWeights(plain, w.f32(), pd.weights_desc());
@@ -129,13 +147,15 @@ Precision Linear::precision() const { return impl_->precision; }
 
 size_t Linear::weight_bytes() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->weights.bytes();
+  return impl_->packed ? impl_->packed.bytes() : impl_->weights.bytes();
 }
 
 int64_t Linear::cached_plans() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return int64_t(impl_->plans.size());
 }
+
+void decode_palettized_weight(const PalettizedView& v, float* out) { du::decode_palettized_parallel(v, out); }
 
 void f32_to_bf16(const float* src, uint16_t* dst, int64_t n) { f32_to_bf16_parallel(src, dst, n); }
 
@@ -166,8 +186,11 @@ void Linear::execute(const void* src, int64_t m, float* y, const float* residual
   const Plan& p = im.plan(m, mode);
   if (mode == ResidualMode::kBinary && p.mode == ResidualMode::kSum)
     std::memcpy(y, residual, size_t(m * im.n) * 4);
+  memory w = im.packed ? im.packed.decode(p.unpack, im.plain_md(), p.weights_md, p.unpack_scratch_md,
+                                           "Linear '" + im.name + "'")
+                       : p.weights;
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, du::wrap(p.src_md, src)},
-                                       {DNNL_ARG_WEIGHTS, p.weights},
+                                       {DNNL_ARG_WEIGHTS, w},
                                        {DNNL_ARG_DST, du::wrap(p.dst_md, y)}};
   if (im.has_bias) args[DNNL_ARG_BIAS] = im.bias;
   if (p.mode == ResidualMode::kBinary)

@@ -14,10 +14,18 @@ namespace sdpal::cpu {
 // Linear::run makes in BF16 precision, for callers that share one converted input (run_bf16).
 void f32_to_bf16(const float* src, uint16_t* dst, int64_t n);
 
+// Decodes a whole palettized weight (row-major over its dense shape) into out, on all threads: the
+// per-call step Linear / Conv2d make for a palettized source before reordering (exposed for timing).
+void decode_palettized_weight(const PalettizedView& v, float* out);
+
 class Linear {
  public:
   // weight: [N, K] (or [N, K, 1, 1], as 1x1 convs store it); bias: [N] or nullptr. Any float dtype
   // (F32, F16, BF16, F64): converted here, so the views need not outlive the constructor.
+  // A palettized weight (weight.palettized set) stays packed: the kernel keeps the view and its
+  // `owner` (no float copy), and each run() decodes it into per-thread scratch and reorders it into
+  // the same layout a dense source gets, so results equal the dense path on the decoded weights.
+  // weight_bytes() is then the packed size. Without an owner the caller keeps the bytes alive.
   // precision F32: weights kept in fp32, fp32 math. BF16: weights kept in bf16 (half the memory),
   // x rounded to bf16 on the way in (a parallel conversion pass into per-thread scratch), fp32
   // accumulation, bias and residual added in fp32, y fp32; oneDNN runs it on AMX-BF16 (or
