@@ -76,7 +76,7 @@ typedef enum sdpal_precision {
 
 typedef struct sdpal_model_options {
   int threads;               /* <= 0: all cores */
-  sdpal_precision precision; /* default F32 */
+  int precision;             /* an sdpal_precision value; default SDPAL_PRECISION_F32 (int: any value is safe to pass) */
   int safety_checker;        /* load the safety checker when the model has one (default 1) */
   const char* variant;       /* NULL: plain weight files; "fp16": *.fp16.safetensors first */
 } sdpal_model_options;

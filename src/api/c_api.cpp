@@ -75,7 +75,7 @@ sdpal_status sdpal_model_open_ex(const char* path, const sdpal_model_options* op
     sdpal::check(path && options && out, sdpal::ErrorCode::kInvalidArgument, "sdpal_model_open: null argument");
     *out = nullptr;
     sdpal::LoadOptions lo;
-    switch (options->precision) {
+    switch (options->precision) {  // an int: out-of-range values reach the default branch
       case SDPAL_PRECISION_F32: lo.precision = sdpal::Precision::F32; break;
       case SDPAL_PRECISION_BF16: lo.precision = sdpal::Precision::BF16; break;
       case SDPAL_PRECISION_AUTO: lo.precision = sdpal::default_precision(); break;

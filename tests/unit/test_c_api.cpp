@@ -21,7 +21,7 @@ TEST(CApi, OpenMissingModelFailsWithIoStatus) {
   EXPECT_EQ(sdpal_model_open(nullptr, 1, &m), SDPAL_ERR_INVALID_ARGUMENT);
   sdpal_model_options o;
   sdpal_default_model_options(&o);
-  o.precision = static_cast<sdpal_precision>(7);
+  o.precision = 7;
   EXPECT_EQ(sdpal_model_open_ex(tiny().c_str(), &o, &m), SDPAL_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(sdpal_last_error()).find("precision"), std::string::npos) << sdpal_last_error();
 }
