@@ -228,8 +228,6 @@ struct Interpreter::Impl final : detail::Resolver {
 
   std::string loc(const MilOp& op) const { return program.source + ": " + op.where(); }
 
-  bool is_const_like(const MilOp& op) const { return op.type == "const" || detail::is_constexpr_op(op.type); }
-
   void prepare() {
     const auto& ops = fn->block.ops;
     const auto& reg = detail::op_registry();
@@ -296,6 +294,7 @@ struct Interpreter::Impl final : detail::Resolver {
   bool fp16_rounding() const override { return options.fp16_rounding; }
 
   Tensor overwritable(const MilBinding& b) const override {
+    if (!options.reuse_storage) return {};
     if (b.is_value() || b.ref.source != MilVarRef::Source::kOpOutput || !handlers[size_t(b.ref.op)]) return {};
     if (last_use[size_t(b.ref.op)][size_t(b.ref.index)] != current_op) return {};
     int reads = 0;
@@ -322,6 +321,7 @@ struct Interpreter::Impl final : detail::Resolver {
     }
     v = Value{};
   }
+
   const MilValue* constant(const MilBinding& b) const override { return coreml::const_value(fn->block, b); }
 
   Value value(const MilBinding& b, const std::string& what) const override {

@@ -19,6 +19,8 @@
 //   constructor naming the type, the op and its line; shape mismatches (operands, or a result that
 //   differs from the op's declared output type) are Error(kFormat) naming the op; bad inputs are
 //   Error(kInvalidArgument) naming the input.
+// - Conv, matmul, linear and einsum run on oneDNN's sgemm (all OpenMP threads); element-wise ops
+//   write in place over operands they are the last reader of. One run() at a time per Interpreter.
 #pragma once
 #include <functional>
 #include <map>
@@ -40,8 +42,13 @@ namespace sdpal::mil {
 struct InterpreterOptions {
   bool fp16_rounding = true;  // round fp16-typed values to fp16 after each op, like Core ML
   bool profile = false;       // time each op type (see Interpreter::profile())
+  // Element-wise ops (and softmax, batch_norm) write their result over an operand's storage when
+  // they are its last reader and nothing else shares it: less memory and no page faults.
+  bool reuse_storage = true;
   // Called after each op that runs (not const / constexpr ops) with its results, e.g. to compare
-  // intermediate values with another implementation. Throwing from it stops the run.
+  // intermediate values with another implementation. Throwing from it stops the run. The tensors
+  // share storage with the run's values: with reuse_storage a later op may overwrite them, so
+  // clone() what you keep (or turn reuse_storage off).
   std::function<void(const coreml::MilOp& op, const std::vector<Tensor>& outputs)> observer;
 };
 

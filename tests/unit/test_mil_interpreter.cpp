@@ -44,11 +44,23 @@ MilProgram parse(const std::string& text) {
   return p;
 }
 
+std::string temp_root() { return ::testing::TempDir() + "/sdpal_mil_" + std::to_string(::getpid()); }
+
 std::string temp_dir(const std::string& name) {
-  const std::string d = ::testing::TempDir() + "/sdpal_mil_" + std::to_string(::getpid()) + "/" + name;
+  const std::string d = temp_root() + "/" + name;
   fs::create_directories(d);
   return d;
 }
+
+// Removes this process's temporary folders after the last test.
+class TempCleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(temp_root(), ec);
+  }
+};
+const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new TempCleanup);
 
 Tensor tensor(const Shape& s, std::vector<float> v) {
   EXPECT_EQ(int64_t(v.size()), shape_numel(s));
@@ -305,6 +317,14 @@ TEST(MilInterpreter, InPlaceUpdatesNeverTouchLiveOrCallerStorage) {
     EXPECT_FLOAT_EQ(out.at("v").f32()[i], a);
     EXPECT_FLOAT_EQ(out.at("u").f32()[i], 3 * (a + std::sin(a)) + std::exp(xi)) << i;
   }
+  // Without storage reuse every op writes a new tensor, with the same results.
+  storage.clear();
+  opt.reuse_storage = false;
+  Interpreter fresh(p, "main", nullptr, opt);
+  const auto out2 = fresh.run({{"x", x}});
+  EXPECT_NE(storage["t"], storage["s"]);
+  EXPECT_NE(storage["u"], storage["t"]);
+  EXPECT_EQ(values(out2.at("u")), values(out.at("u")));
 }
 
 TEST(MilInterpreter, UnknownOpIsAnErrorNamingTypeNameAndLine) {

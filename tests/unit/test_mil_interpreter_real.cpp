@@ -57,12 +57,25 @@ bool selected(const std::string& name) {
   return s == ",all," || s.find("," + name + ",") != std::string::npos;
 }
 
+std::string temp_root() { return ::testing::TempDir() + "/sdpal_mil_real_" + std::to_string(::getpid()); }
+
+// Removes this process's temporary folders after the last test.
+class TempCleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(temp_root(), ec);
+  }
+};
+const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new TempCleanup);
+
 // A random synthetic weight.bin for `p` under a fresh temporary model folder (returned). The
 // generator's values (uniform in [-1/8, 1/8)) are adjusted so that a forward pass stays in fp16's
 // range, as real weights do: palettized weight tables are scaled to a standard deviation of
-// 0.3 / sqrt(fan-in), and batch_norm variances (random, so often negative) are set to 1.
+// 0.3 / sqrt(fan-in) (16 times that for attention queries and keys), and batch_norm variances
+// (random, so often negative) are set to 1.
 std::string make_model_dir(const MilProgram& p, const std::string& name) {
-  const std::string dir = ::testing::TempDir() + "/sdpal_mil_real_" + std::to_string(::getpid()) + "/" + name;
+  const std::string dir = temp_root() + "/" + name;
   fs::create_directories(dir + "/weights");
   const auto layouts = coreml::plan_blob_layouts(coreml::collect_blob_refs(p));
   EXPECT_EQ(layouts.size(), 1u);
@@ -85,7 +98,11 @@ std::string make_model_dir(const MilProgram& p, const std::string& name) {
     if (op.type == "constexpr_lut_to_dense" && op.outputs.at(0).type.shape.size() >= 2) {
       const Shape& s = op.outputs[0].type.shape;
       const int64_t fan_in = shape_numel(Shape(s.begin() + 1, s.end()));
-      const float scale = 0.3f / (0.0722f * std::sqrt(float(fan_in)));  // 0.0722: std of U[-1/8, 1/8)
+      float scale = 0.3f / (0.0722f * std::sqrt(float(fan_in)));  // 0.0722: std of U[-1/8, 1/8)
+      // Larger query and key projections: attention then weighs tokens unevenly (not a plain mean),
+      // so the UNets' two attention formulations are compared on something that matters.
+      const std::string n = op.name();
+      if (n.find("to_q_weight") != std::string::npos || n.find("to_k_weight") != std::string::npos) scale *= 16.0f;
       rewrite(coreml::const_operand(block, op, "lut")->blob.offset, [scale](float x) { return x * scale; });
     } else if (op.type == "batch_norm") {
       const coreml::MilBinding& b = op.input("variance")->bindings.at(0);

@@ -4,9 +4,10 @@ mil/ops/defs/iOS15..iOS18 (their numpy value_inference where there is one).
 
 Writes tests/goldens/mil/ops.json ({case: {program, inputs, outputs, tol}}) and
 tests/goldens/mil/ops.safetensors ("<case>/<name>" float32 tensors for inputs and outputs).
-tests/unit/test_mil_interpreter_ops.cpp runs every case.
+tests/unit/test_mil_interpreter_ops.cpp runs every case. Deterministic (fixed seed); runs from any
+folder of the repository (e.g. moved to tests/reference/ next to the other make_*.py scripts):
 
-    /work/venv-ref/bin/python tests/goldens/mil/make_mil_goldens.py   (numpy, torch, safetensors)
+    python tests/goldens/mil/make_mil_goldens.py   (numpy, torch, safetensors: tests/reference/requirements.txt)
 
 fp32 cases compare with a tolerance relative to the output's largest magnitude; fp16 cases model
 Core ML's storage: inputs and every op result rounded to fp16, arithmetic in fp32.
@@ -19,7 +20,17 @@ import numpy as np
 import torch
 from safetensors.numpy import save_file
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+def _repo_root():
+    d = os.path.dirname(os.path.abspath(__file__))
+    while not os.path.exists(os.path.join(d, "CMakeLists.txt")) or not os.path.isdir(os.path.join(d, "tests")):
+        parent = os.path.dirname(d)
+        if parent == d:
+            raise SystemExit("make_mil_goldens.py: not inside the sdpal repository")
+        d = parent
+    return d
+
+
+HERE = os.path.join(_repo_root(), "tests", "goldens", "mil")
 RNG = np.random.default_rng(20240611)
 
 CASES = {}
@@ -242,8 +253,10 @@ def cast_cases():
     add_case("cast_int32_fp32", [("x", "int32", np.float32([[3, -4]]))],
              [op_line([("y", "fp32", (1, 2))], "cast", {"x": "x", "dtype": string("fp32")})], [("y", np.float32([[3, -4]]))], 0)
     v = np.float32([[1.0001, 3.14159265, -65519.0, 70000.0, 1e-6, 1e-8]])
+    with np.errstate(over="ignore"):  # 70000 -> inf, as in fp16
+        v16 = v.astype(np.float16).astype(np.float32)
     add_case("cast_fp32_fp16", [("x", "fp32", v)], [op_line([("y", "fp16", v.shape)], "cast", {"x": "x", "dtype": string("fp16")})],
-             [("y", v.astype(np.float16).astype(np.float32))], 0)
+             [("y", v16)], 0)
 
 
 # ---- tensor ops ---------------------------------------------------------------------------------
