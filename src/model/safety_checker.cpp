@@ -5,26 +5,32 @@
 namespace sdpal {
 namespace {
 
-// Cosine similarities between rows of a [n, d] and rows of b [m, d], as F.normalize + mm in float32.
-std::vector<float> cosine(const Tensor& a, const Tensor& b) {
-  int64_t n = a.dim(0), m = b.dim(0), d = a.dim(1);
-  auto normalized = [d](const float* x, std::vector<float>& out) {
-    float s = 0.f;
-    for (int64_t k = 0; k < d; ++k) s += x[k] * x[k];
-    float norm = std::max(std::sqrt(s), 1e-12f);
-    out.resize(size_t(d));
-    for (int64_t k = 0; k < d; ++k) out[size_t(k)] = x[k] / norm;
-  };
-  std::vector<float> result(size_t(n * m)), an, bn;
+// Rows of x [n, d] divided by their L2 norm (at least 1e-12), as F.normalize does in float32.
+Tensor normalize_rows(const Tensor& x) {
+  int64_t n = x.dim(0), d = x.dim(1);
+  Tensor out = Tensor::empty(x.shape());
   for (int64_t i = 0; i < n; ++i) {
-    normalized(a.f32() + i * d, an);
+    const float* r = x.f32() + i * d;
+    float s = 0.f;
+    for (int64_t k = 0; k < d; ++k) s += r[k] * r[k];
+    float norm = std::max(std::sqrt(s), 1e-12f);
+    for (int64_t k = 0; k < d; ++k) out.f32()[i * d + k] = r[k] / norm;
+  }
+  return out;
+}
+
+// Dot products of the rows of two row-normalized matrices: [n, d] x [m, d] -> n*m cosines.
+std::vector<float> cosine(const Tensor& a_normalized, const Tensor& b_normalized) {
+  int64_t n = a_normalized.dim(0), m = b_normalized.dim(0), d = a_normalized.dim(1);
+  std::vector<float> result(static_cast<size_t>(n * m));
+  for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < m; ++j) {
-      normalized(b.f32() + j * d, bn);
+      const float* a = a_normalized.f32() + i * d;
+      const float* b = b_normalized.f32() + j * d;
       float dot = 0.f;
-      for (int64_t k = 0; k < d; ++k) dot += an[size_t(k)] * bn[size_t(k)];
+      for (int64_t k = 0; k < d; ++k) dot += a[k] * b[k];
       result[size_t(i * m + j)] = dot;
     }
-  }
   return result;
 }
 
@@ -36,8 +42,9 @@ double round3(double x) { return std::nearbyint(x * 1000.0) / 1000.0; }
 SafetyChecker::SafetyChecker(const ClipVisionConfig& cfg, WeightBinder& w) : cfg_(cfg) {
   vision_ = std::make_unique<ClipVisionEncoder>(cfg, w, "vision_model.vision_model");
   projection_.emplace(bind_linear(w, "visual_projection", cfg.hidden_size, cfg.projection_dim, false));
-  concept_embeds_ = w.get_f32("concept_embeds", {17, cfg.projection_dim});
-  special_embeds_ = w.get_f32("special_care_embeds", {3, cfg.projection_dim});
+  // The concept directions are fixed: normalize them once, not per checked image.
+  concept_embeds_ = normalize_rows(w.get_f32("concept_embeds", {17, cfg.projection_dim}));
+  special_embeds_ = normalize_rows(w.get_f32("special_care_embeds", {3, cfg.projection_dim}));
   concept_weights_ = w.get_f32("concept_embeds_weights", {17});
   special_weights_ = w.get_f32("special_care_embeds_weights", {3});
 }
@@ -47,7 +54,7 @@ Tensor SafetyChecker::image_embeds(const Tensor& pixels) const {
 }
 
 std::vector<SafetyResult> SafetyChecker::check(const Tensor& pixels) const {
-  Tensor emb = image_embeds(pixels);
+  Tensor emb = normalize_rows(image_embeds(pixels));
   int64_t n = emb.dim(0);
   std::vector<float> special = cosine(emb, special_embeds_);
   std::vector<float> concept_cos = cosine(emb, concept_embeds_);

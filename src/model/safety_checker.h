@@ -26,7 +26,8 @@ class SafetyChecker {
   ClipVisionConfig cfg_;
   std::unique_ptr<ClipVisionEncoder> vision_;
   std::optional<cpu::Linear> projection_;
-  Tensor concept_embeds_, special_embeds_, concept_weights_, special_weights_;
+  Tensor concept_embeds_, special_embeds_;  // row-normalized
+  Tensor concept_weights_, special_weights_;
 };
 
 }  // namespace sdpal

@@ -28,11 +28,10 @@ Tensor BasicTransformerBlock::forward(const Tensor& x, const Tensor& context) co
 }
 
 Transformer2D::Transformer2D(WeightBinder& w, const std::string& prefix, int64_t channels, int64_t context_dim,
-                             int64_t heads, int64_t groups, bool linear_projection) {
+                             int64_t heads, int64_t groups) {
   norm_ = GroupNorm::bind(w, prefix + ".norm", channels, groups, 1e-6f);
   // A 1x1 convolution on NHWC data is a linear layer over channels, so both SD 1.x (conv) and
   // SD 2.x (linear) projections bind to cpu::Linear.
-  (void)linear_projection;
   proj_in_.emplace(bind_linear(w, prefix + ".proj_in", channels, channels, true));
   blocks_.emplace_back(w, prefix + ".transformer_blocks.0", channels, context_dim, heads);
   proj_out_.emplace(bind_linear(w, prefix + ".proj_out", channels, channels, true));

@@ -23,8 +23,9 @@ class BasicTransformerBlock {
 
 class Transformer2D {
  public:
+  // proj_in/proj_out bind as linear layers whether stored as 1x1 convs (SD 1.x) or linears (SD 2.x).
   Transformer2D(WeightBinder& w, const std::string& prefix, int64_t channels, int64_t context_dim, int64_t heads,
-                int64_t groups, bool linear_projection);
+                int64_t groups);
   // x: [N, H, W, C]; context: [N, Sc, context_dim].
   Tensor forward(const Tensor& x, const Tensor& context) const;
 

@@ -55,7 +55,7 @@ UNet::UNet(const UNetConfig& cfg, WeightBinder& w) : cfg_(cfg) {
       blk->resnets.emplace_back(w, p + ".resnets." + std::to_string(j), j == 0 ? in_ch : out_ch, out_ch, temb, g, eps);
       if (attn)
         blk->attentions.emplace_back(w, p + ".attentions." + std::to_string(j), out_ch, ctx, cfg.num_heads[size_t(i)],
-                                     g, cfg.use_linear_projection);
+                                     g);
     }
     if (i + 1 < nb) blk->resample.emplace(bind_conv(w, p + ".downsamplers.0.conv", out_ch, out_ch, 3, 2, 1));
     down_.push_back(std::move(blk));
@@ -64,8 +64,7 @@ UNet::UNet(const UNetConfig& cfg, WeightBinder& w) : cfg_(cfg) {
   mid_ = std::make_unique<Block>();
   int64_t mid_ch = ch.back();
   mid_->resnets.emplace_back(w, "mid_block.resnets.0", mid_ch, mid_ch, temb, g, eps);
-  mid_->attentions.emplace_back(w, "mid_block.attentions.0", mid_ch, ctx, cfg.num_heads.back(), g,
-                                cfg.use_linear_projection);
+  mid_->attentions.emplace_back(w, "mid_block.attentions.0", mid_ch, ctx, cfg.num_heads.back(), g);
   mid_->resnets.emplace_back(w, "mid_block.resnets.1", mid_ch, mid_ch, temb, g, eps);
 
   std::vector<int> rch(ch.rbegin(), ch.rend());
@@ -82,8 +81,7 @@ UNet::UNet(const UNetConfig& cfg, WeightBinder& w) : cfg_(cfg) {
       int64_t res_in = j == 0 ? prev_out : out;
       blk->resnets.emplace_back(w, p + ".resnets." + std::to_string(j), res_in + skip, out, temb, g, eps);
       if (attn)
-        blk->attentions.emplace_back(w, p + ".attentions." + std::to_string(j), out, ctx, rheads[size_t(i)], g,
-                                     cfg.use_linear_projection);
+        blk->attentions.emplace_back(w, p + ".attentions." + std::to_string(j), out, ctx, rheads[size_t(i)], g);
     }
     if (i + 1 < nb) blk->resample.emplace(bind_conv(w, p + ".upsamplers.0.conv", out, out, 3, 1, 1));
     prev_out = out;

@@ -66,13 +66,4 @@ void expect_close(const Tensor& got, const Tensor& ref, double tol, const std::s
                         << (d.worst >= 0 ? ref.f32()[d.worst] : 0.f) << "), reference scale " << d.ref_scale;
 }
 
-Tensor nchw_to_nhwc(const Tensor& x) {
-  int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3);
-  Tensor y = Tensor::empty({n, h, w, c});
-  for (int64_t b = 0; b < n; ++b)
-    for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t i = 0; i < h * w; ++i) y.f32()[(b * h * w + i) * c + ch] = x.f32()[(b * c + ch) * h * w + i];
-  return y;
-}
-
 }  // namespace sdpal::testing

@@ -32,6 +32,5 @@ Diff compare(const float* got, const float* ref, int64_t n);
 // Checks shapes and that the max error relative to the reference's max magnitude is <= tol.
 void expect_close(const Tensor& got, const Tensor& ref, double tol, const std::string& what);
 
-Tensor nchw_to_nhwc(const Tensor& x);
 
 }  // namespace sdpal::testing

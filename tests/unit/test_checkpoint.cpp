@@ -15,24 +15,18 @@
 #include "io/pickle_checkpoint.h"
 #include "io/safetensors.h"
 #include "io/zip_archive.h"
+#include "test_util.h"
 
 namespace sdpal {
 namespace {
+
+using sdpal::testing::overwrite;
 
 using namespace std::string_literals;  // pickles contain NUL bytes
 
 namespace fs = std::filesystem;
 const std::string kDir = std::string(SDPAL_SOURCE_DIR) + "/tests/goldens/io/";
 
-// Rewrites `path` in place: truncating and reallocating blocks thousands of times is slow on
-// some filesystems, and these loops write thousands of same-sized variants.
-void overwrite(const std::string& path, const std::string& bytes) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT, 0644);
-  ASSERT_GE(fd, 0);
-  ASSERT_EQ(::pwrite(fd, bytes.data(), bytes.size(), 0), ssize_t(bytes.size()));
-  ASSERT_EQ(::ftruncate(fd, off_t(bytes.size())), 0);
-  ::close(fd);
-}
 
 // ---- a minimal zip writer for building test archives --------------------------------------
 struct ZipSpec {

@@ -7,22 +7,15 @@
 
 #include "core/error.h"
 #include "io/coreml/blob_storage.h"
+#include "test_util.h"
 
 namespace sdpal::coreml {
 namespace {
 
+using sdpal::testing::code_of;
+
 const std::string kDir = std::string(SDPAL_SOURCE_DIR) + "/tests/goldens/coreml/";
 
-template <typename F>
-ErrorCode code_of(F f, std::string* msg = nullptr) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (msg) *msg = e.what();
-    return e.code();
-  }
-  return ErrorCode(0);
-}
 
 // Builds a weight file in memory, Apple's layout by default.
 struct FileBuilder {

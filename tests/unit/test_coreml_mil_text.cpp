@@ -11,22 +11,15 @@
 #include "core/error.h"
 #include "io/coreml/mil_consts.h"
 #include "io/coreml/mil_text.h"
+#include "test_util.h"
 
 namespace sdpal::coreml {
 namespace {
 
+using sdpal::testing::code_of;
+
 const std::string kFixtures = std::string(SDPAL_SOURCE_DIR) + "/../shared/fixtures/coreml/sd21-base-palettized/";
 
-template <typename F>
-ErrorCode code_of(F f, std::string* msg = nullptr) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (msg) *msg = e.what();
-    return e.code();
-  }
-  return ErrorCode(0);
-}
 
 MilProgram parse(const std::string& text) {
   MilProgram p = parse_mil_text(text, "test.mil");

@@ -12,22 +12,15 @@
 #include "core/error.h"
 #include "core/palettized.h"
 #include "io/safetensors.h"
+#include "test_util.h"
 
 namespace sdpal {
 namespace {
 
+using sdpal::testing::code_of;
+
 const std::string kDir = std::string(SDPAL_SOURCE_DIR) + "/tests/goldens/coreml/";
 
-template <typename F>
-ErrorCode code_of(F f, std::string* msg = nullptr) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (msg) *msg = e.what();
-    return e.code();
-  }
-  return ErrorCode(0);
-}
 
 uint32_t ref_index(const std::vector<uint8_t>& p, int nbits, int64_t i) {
   uint32_t v = 0;

@@ -13,22 +13,15 @@
 #include "io/coreml/mil_proto.h"
 #include "io/coreml/model_folder.h"
 #include "io/safetensors.h"
+#include "test_util.h"
 
 namespace sdpal::coreml {
 namespace {
 
+using sdpal::testing::code_of;
+
 const std::string kDir = std::string(SDPAL_SOURCE_DIR) + "/tests/goldens/coreml/";
 
-template <typename F>
-ErrorCode code_of(F f, std::string* msg = nullptr) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (msg) *msg = e.what();
-    return e.code();
-  }
-  return ErrorCode(0);
-}
 
 std::string read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

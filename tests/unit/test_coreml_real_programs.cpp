@@ -15,9 +15,12 @@
 #include "io/coreml/mil_proto.h"
 #include "io/coreml/mil_text.h"
 #include "io/coreml/synthetic_weights.h"
+#include "test_util.h"
 
 namespace sdpal::coreml {
 namespace {
+
+using sdpal::testing::code_of;
 
 namespace fs = std::filesystem;
 const std::string kFixtures = std::string(SDPAL_SOURCE_DIR) + "/../shared/fixtures/coreml/sd21-base-palettized/";
@@ -30,16 +33,6 @@ struct ScratchCleanup : ::testing::Environment {
 };
 [[maybe_unused]] ::testing::Environment* const kCleanup = ::testing::AddGlobalTestEnvironment(new ScratchCleanup);
 
-template <typename F>
-ErrorCode code_of(F f, std::string* msg = nullptr) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (msg) *msg = e.what();
-    return e.code();
-  }
-  return ErrorCode(0);
-}
 
 std::string temp_dir(const std::string& name) {
   const std::string d = scratch_root() + "/" + name;

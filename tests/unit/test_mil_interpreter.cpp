@@ -20,23 +20,16 @@
 #include "golden.h"
 #include "mil/interpreter.h"
 #include "mil/tensor_util.h"
+#include "test_util.h"
 
 namespace sdpal::mil {
 namespace {
 
+using sdpal::testing::code_of;
+
 namespace fs = std::filesystem;
 using coreml::MilProgram;
 
-template <typename F>
-ErrorCode code_of(F f, std::string* msg = nullptr) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (msg) *msg = e.what();
-    return e.code();
-  }
-  return ErrorCode(0);
-}
 
 MilProgram parse(const std::string& text) {
   MilProgram p = coreml::parse_mil_text(text, "test.mil");

@@ -63,24 +63,24 @@ TEST(TextEncoder, Fp16VariantWeights) {
 
 TEST(UNet, MatchesDiffusersAtIntegerAndFractionalTimesteps) {
   Golden g("tests/goldens/model/unet.safetensors");
-  Tensor sample = testing::nchw_to_nhwc(g.f32("sample"));
+  Tensor sample = nchw_to_nhwc(g.f32("sample"));
   Tensor ctx = g.f32("encoder_hidden_states");
   Tensor out = tiny().unet->forward(sample, 981.f, ctx);
-  expect_close(out, testing::nchw_to_nhwc(g.f32("noise_pred_t981")), kTol, "noise_pred t=981");
+  expect_close(out, nchw_to_nhwc(g.f32("noise_pred_t981")), kTol, "noise_pred t=981");
   out = tiny().unet->forward(sample, 500.25f, ctx);
-  expect_close(out, testing::nchw_to_nhwc(g.f32("noise_pred_t500_25")), kTol, "noise_pred t=500.25");
+  expect_close(out, nchw_to_nhwc(g.f32("noise_pred_t500_25")), kTol, "noise_pred t=500.25");
 }
 
 TEST(UNet, Fp16VariantWeights) {
   Golden g("tests/goldens/model/unet.safetensors");
-  Tensor out = tiny("fp16").unet->forward(testing::nchw_to_nhwc(g.f32("sample")), 981.f, g.f32("encoder_hidden_states"));
-  expect_close(out, testing::nchw_to_nhwc(g.f32("noise_pred_t981_fp16_weights")), kTol, "fp16 weights");
+  Tensor out = tiny("fp16").unet->forward(nchw_to_nhwc(g.f32("sample")), 981.f, g.f32("encoder_hidden_states"));
+  expect_close(out, nchw_to_nhwc(g.f32("noise_pred_t981_fp16_weights")), kTol, "fp16 weights");
 }
 
 TEST(Vae, DecodeMatchesDiffusers) {
   Golden g("tests/goldens/model/vae_decode.safetensors");
-  Tensor img = tiny().vae->forward(testing::nchw_to_nhwc(g.f32("scaled_latents")));
-  expect_close(img, testing::nchw_to_nhwc(g.f32("image")), kTol, "decoded image");
+  Tensor img = tiny().vae->forward(nchw_to_nhwc(g.f32("scaled_latents")));
+  expect_close(img, nchw_to_nhwc(g.f32("image")), kTol, "decoded image");
   std::vector<RgbImage> rgb = to_rgb8(img);
   std::vector<uint8_t> want = g.u8("image_uint8");
   ASSERT_EQ(rgb[0].pixels.size(), want.size());
@@ -99,7 +99,7 @@ TEST(SafetyChecker, PreprocessEmbeddingsScoresAndFlags) {
   Golden g("tests/goldens/model/safety_checker.safetensors");
   const StableDiffusionModel& m = tiny();
   ASSERT_TRUE(m.safety_checker != nullptr);
-  Tensor want_pixels = testing::nchw_to_nhwc(g.f32("pixel_values"));
+  Tensor want_pixels = nchw_to_nhwc(g.f32("pixel_values"));
   Tensor want_embeds = g.f32("image_embeds");
   std::vector<double> special = [&] { Tensor t = g.f32("special_scores"); return std::vector<double>(t.f32(), t.f32() + t.numel()); }();
   std::vector<double> concept_scores = [&] { Tensor t = g.f32("concept_scores"); return std::vector<double>(t.f32(), t.f32() + t.numel()); }();

@@ -70,7 +70,7 @@ TEST_P(PipelineGolden, MatchesDiffusers) {
   PipelineTaps taps;
   taps.on_initial_latents = [&](const Tensor& l) { init = l.clone(); };
   taps.on_step_latents = [&](int i, const Tensor& l) {
-    Tensor want = testing::nchw_to_nhwc(
+    Tensor want = nchw_to_nhwc(
         Tensor::from_data({steps.dim(1), steps.dim(2), steps.dim(3), steps.dim(4)}, steps.f32() + i * per_step));
     step_diffs.push_back(testing::compare(l.f32(), want.f32(), want.numel()));
   };
@@ -88,7 +88,7 @@ TEST_P(PipelineGolden, MatchesDiffusers) {
   for (size_t i = 0; i < ts.size(); ++i) EXPECT_FLOAT_EQ(float(out.timesteps[i]), float(ts[i])) << i;
 
   // Initial noise: bit-exact torch.randn.
-  Tensor want_init = testing::nchw_to_nhwc(g.f32("init_latents"));
+  Tensor want_init = nchw_to_nhwc(g.f32("init_latents"));
   ASSERT_EQ(init.numel(), want_init.numel());
   EXPECT_EQ(0, std::memcmp(init.f32(), want_init.f32(), size_t(init.numel()) * 4)) << "initial latents differ";
 

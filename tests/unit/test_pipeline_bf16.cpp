@@ -41,7 +41,7 @@ TEST(PipelineBf16, CloseToDiffusersFp32) {
   GenerateResult r = txt2img(*m, p, {}, &taps);
   Tensor steps = g.f32("latents_steps");
   int64_t per = steps.numel() / steps.dim(0);
-  Tensor want = testing::nchw_to_nhwc(Tensor::from_data({1, 4, 16, 16}, steps.f32() + (steps.dim(0) - 1) * per));
+  Tensor want = nchw_to_nhwc(Tensor::from_data({1, 4, 16, 16}, steps.f32() + (steps.dim(0) - 1) * per));
   testing::Diff d = testing::compare(last.f32(), want.f32(), want.numel());
   EXPECT_LE(d.rel, 5e-2) << "final latents, max abs error " << d.max_abs;
   EXPECT_GT(d.max_abs, 0.0) << "bf16 run is identical to fp32: the bf16 kernels did not run";

@@ -12,27 +12,18 @@
 #include "core/error.h"
 #include "io/png.h"
 #include "io/safetensors.h"
+#include "test_util.h"
 
 namespace sdpal {
 namespace {
 
+using sdpal::testing::overwrite;
+using sdpal::testing::read_all;
+
 namespace fs = std::filesystem;
 const std::string kDir = std::string(SDPAL_SOURCE_DIR) + "/tests/goldens/io/";
 
-// Rewrites `path` in place: truncating and reallocating blocks thousands of times is slow on
-// some filesystems, and these loops write thousands of same-sized variants.
-void overwrite(const std::string& path, const std::string& bytes) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT, 0644);
-  ASSERT_GE(fd, 0);
-  ASSERT_EQ(::pwrite(fd, bytes.data(), bytes.size(), 0), ssize_t(bytes.size()));
-  ASSERT_EQ(::ftruncate(fd, off_t(bytes.size())), 0);
-  ::close(fd);
-}
 
-std::string read_all(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
 
 std::vector<uint8_t> pattern(int w, int h) {
   std::vector<uint8_t> px(size_t(w) * h * 3);
