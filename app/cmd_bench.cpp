@@ -59,7 +59,7 @@ int run_bench(int argc, char** argv) {
          {"--help", "--no-torch"}, {{"-m", "--model"}, {"-W", "--width"}, {"-H", "--height"}, {"-t", "--threads"}});
   if (a.flag("--help")) {
     std::cout << R"(usage: sdpal bench [-m MODEL] [-W 512] [-H 512] [--runs 3] [-t THREADS] [--torch PYTHON | --no-torch]
-                   [--json OUT] [--check-unet DUMP.safetensors] [--precision f32|bf16]
+                   [--json OUT] [--check-unet DUMP.safetensors] [--precision f32|bf16|auto (default auto)]
   Times text encoder (batch 2), one CFG UNet step (batch 2), VAE decode and safety checker (batch 1):
   median of --runs after a warm-up, achieved GFLOP/s, peak RSS. With --torch (default python3), runs
   bench/pytorch_reference.py on the same model and thread count and prints the ratio.
@@ -77,8 +77,8 @@ int run_bench(int argc, char** argv) {
 
   auto t0 = std::chrono::steady_clock::now();
   LoadOptions lo;
-  lo.precision = parse_precision(a.str("--precision", "f32"));
-  auto model = load_diffusers_folder(path, lo);
+  lo.precision = parse_precision(a.str("--precision", "auto"));
+  auto model = load_model(path, lo);
   double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const int width = int(a.integer("--width", model->default_size(), 8, 4096));
   const int height = int(a.integer("--height", model->default_size(), 8, 4096));

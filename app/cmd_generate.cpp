@@ -20,12 +20,18 @@ namespace {
 
 const char* kGenerateHelp = R"(usage: sdpal generate [-m MODEL] -p PROMPT [options]
 
-  -m, --model PATH       diffusers model folder (default: the bundled model, or $SDPAL_MODEL)
+  -m, --model PATH       diffusers model folder, or Apple Core ML resources (a folder of .mlmodelc /
+                         .mlpackage models with vocab.json and merges.txt, or Apple's release .zip)
+                         (default: the bundled model, or $SDPAL_MODEL)
   -p, --prompt TEXT      what to draw
   -n, --negative TEXT    what to avoid (default: empty)
       --steps N          denoising steps (default 50)
       --cfg X            classifier-free guidance scale (default 7.5; <= 1 disables guidance)
-      --seed N           seed of the torch-compatible noise generator (default 0)
+      --seed N           seed of the noise generator (default 0)
+      --rng NAME         torch | numpy: torch.randn as diffusers draws it, or numpy's randn as Apple's
+                         Core ML pipelines do (default: torch; numpy for Core ML resources)
+      --executor NAME    native | mil: Core ML models run on sdpal's native modules (default) or
+                         through the MIL interpreter, program by program as written
       --sampler NAME     pndm | ddim | euler | euler_a | dpmpp_2m (default: the model's own scheduler)
       --karras           Karras sigmas (dpmpp_2m)
       --eta X            DDIM eta (default 0)
@@ -36,8 +42,9 @@ const char* kGenerateHelp = R"(usage: sdpal generate [-m MODEL] -p PROMPT [optio
   -t, --threads N        worker threads (default: all cores)
       --no-safety-checker  do not run the model's safety checker (a warning is printed)
       --randn-path P     avx2 | scalar: which of torch's CPU normal-sampling paths to reproduce (default avx2)
-      --precision P      f32 | bf16 | auto: compute precision (default f32, which reproduces diffusers;
-                         bf16 halves weight memory and runs on AVX512-BF16/AMX CPUs)
+      --precision P      f32 | bf16 | auto: compute precision (default auto: bf16 on CPUs with
+                         AVX512-BF16/AMX, about 3x faster with half the weight memory; f32 elsewhere.
+                         f32 reproduces diffusers' fp32 images within float tolerance)
       --variant NAME     load *.NAME.safetensors weights first (e.g. fp16)
       --quiet            no progress bar
 )";
@@ -82,7 +89,7 @@ std::string a1111_sampler_name(const std::string& cls, bool karras) {
 int run_generate(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--model", "--prompt", "--negative", "--steps", "--cfg", "--seed", "--sampler", "--eta", "--width",
-          "--height", "--batch", "--output", "--threads", "--randn-path", "--precision", "--variant"},
+          "--height", "--batch", "--output", "--threads", "--randn-path", "--precision", "--variant", "--rng", "--executor"},
          {"--karras", "--no-safety-checker", "--quiet", "--help"},
          {{"-m", "--model"}, {"-p", "--prompt"}, {"-n", "--negative"}, {"-W", "--width"}, {"-H", "--height"},
           {"-o", "--output"}, {"-t", "--threads"}, {"-h", "--help"}});
@@ -109,6 +116,14 @@ int run_generate(int argc, char** argv) {
   check(rp == "avx2" || rp == "scalar", ErrorCode::kInvalidArgument, "--randn-path must be avx2 or scalar");
   p.randn_path = rp == "avx2" ? RandnPath::Avx2 : RandnPath::Scalar;
   p.safety_checker = !a.flag("--no-safety-checker");
+  if (a.has("--rng")) {
+    const std::string rng = a.str("--rng");
+    check(rng == "torch" || rng == "numpy", ErrorCode::kInvalidArgument,
+          "--rng must be torch or numpy (Apple's 'nvidia' generator is not implemented)");
+    p.noise = rng == "numpy" ? NoiseSource::kNumpy : NoiseSource::kTorch;
+  }
+  const std::string executor = a.str("--executor", "native");
+  check(executor == "native" || executor == "mil", ErrorCode::kInvalidArgument, "--executor must be native or mil");
   const std::string out = a.str("--output", "sdpal.png");
   check(!out.empty(), ErrorCode::kInvalidArgument, "--output must not be empty");
   set_num_threads(int(a.integer("--threads", 0, 0, 1024)));
@@ -123,11 +138,13 @@ int run_generate(int argc, char** argv) {
   const std::string model_path = a.str("--model", default_model_path());
   LoadOptions lo;
   lo.safety_checker = p.safety_checker;
-  lo.precision = parse_precision(a.str("--precision", "f32"));
+  lo.precision = parse_precision(a.str("--precision", "auto"));
   lo.variant = a.str("--variant");
+  lo.executor = executor == "mil" ? Executor::kMil : Executor::kNative;
   auto t0 = std::chrono::steady_clock::now();
-  auto model = load_diffusers_folder(model_path, lo);
+  auto model = load_model(model_path, lo);
   validate_params(*model, p);
+  for (const std::string& w : model->warnings) std::cerr << "warning: " << w << "\n";
   if (!p.safety_checker)
     std::cerr << "warning: the safety checker is off; you are responsible for the images you make and share\n";
   else if (!model->safety_checker)
@@ -170,6 +187,8 @@ int run_generate(int argc, char** argv) {
     if (p.batch > 1) params << ", Batch size: " << p.batch << ", Batch pos: " << i;
     if (p.sampler.eta != 0.f) params << ", Eta: " << a.str("--eta");
     if (lo.precision != Precision::F32) params << ", Precision: " << precision_name(lo.precision);
+    if (p.noise.value_or(model->default_noise) == NoiseSource::kNumpy) params << ", RNG: numpy";
+    if (lo.executor == Executor::kMil) params << ", Executor: mil";
     params << ", Version: sdpal 0.1.0";
     std::string name = output_name(out, int(i), int(r.images.size()));
     write_png(name, r.images[i].pixels.data(), r.images[i].width, r.images[i].height, {{"parameters", params.str()}});

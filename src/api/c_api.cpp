@@ -87,7 +87,7 @@ sdpal_status sdpal_model_open_ex(const char* path, const sdpal_model_options* op
     sdpal::set_num_threads(options->threads);
     auto m = std::make_unique<sdpal_model>();
     m->threads = options->threads;
-    m->model = sdpal::load_diffusers_folder(path, lo);
+    m->model = sdpal::load_model(path, lo);
     *out = m.release();
   });
 }

@@ -7,16 +7,17 @@
 
 #include "model/clip_encoder_layers.h"
 #include "model/model_config.h"
+#include "model/networks.h"
 
 namespace sdpal {
 
-class ClipTextEncoder {
+class ClipTextEncoder : public TextEncoderNetwork {
  public:
   // Binds "text_model.*" tensors (the prefix is optional in the files: both forms are accepted).
   ClipTextEncoder(const ClipTextConfig& cfg, WeightBinder& w);
   // ids: [B, S] token ids (S <= max_positions). Returns [B, S, hidden].
-  Tensor forward(const std::vector<int32_t>& ids, int64_t batch) const;
-  const ClipTextConfig& config() const { return cfg_; }
+  Tensor forward(const std::vector<int32_t>& ids, int64_t batch) const override;
+  const ClipTextConfig& config() const override { return cfg_; }
 
  private:
   ClipTextConfig cfg_;

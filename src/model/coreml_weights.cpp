@@ -1,10 +1,13 @@
 #include "model/coreml_weights.h"
 
 #include <cctype>
+#include <set>
 
 #include "core/error.h"
 #include "io/coreml/mil_consts.h"
 #include "io/coreml/mil_text.h"
+#include "io/coreml/model_folder.h"
+#include "model/coreml_norms.h"
 
 namespace sdpal {
 
@@ -32,17 +35,18 @@ bool replace_all(std::string& s, const std::string& from, const std::string& to)
   return any;
 }
 
-// A variable name that carries a module path (not var_N / op_N / add_N_gamma_0 ...).
-bool has_module_path(const std::string& base) {
-  for (const char* anon : {"var_", "op_", "add_", "mul_", "sub_"}) {
+}  // namespace
+
+bool coreml_has_module_path(const std::string& base) {
+  // Converter-made names: an op type, a number, then anything ("linear_12_bias_0", "add_3_gamma_0").
+  for (const char* anon : {"var_", "op_", "add_", "mul_", "sub_", "linear_", "conv_", "matmul_", "concat_",
+                           "reshape_", "transpose_", "layer_norm_", "batch_norm_", "real_div_", "cast_"}) {
     const std::string a(anon);
     if (base.rfind(a, 0) == 0 && base.size() > a.size() && std::isdigit(static_cast<unsigned char>(base[a.size()])))
       return false;
   }
   return true;
 }
-
-}  // namespace
 
 std::string coreml_base_name(const std::string& var_name) {
   std::string s = var_name;
@@ -87,27 +91,52 @@ std::shared_ptr<CoreMLWeightFile> CoreMLWeightFile::open(const std::string& mil_
   };
   auto held = std::make_shared<Owner>(Owner{read_mil_text_file(mil_path), file->files_});
   file->owner_ = held;
-  std::shared_ptr<const void> owner = held;
-  const MilFunction& f = held->program.main();
+  file->index(held->program.main(), file->files_.get(), held);
+  return file;
+}
+
+std::shared_ptr<CoreMLWeightFile> CoreMLWeightFile::open(std::shared_ptr<const coreml::CoreMLModel> model) {
+  auto file = std::shared_ptr<CoreMLWeightFile>(new CoreMLWeightFile());
+  file->path_ = model->tree ? model->tree->display(model->files.program) : model->location;
+  file->files_ = model->weights;
+  file->owner_ = model;
+  file->index(model->program.main(), model->weights.get(), model);
+  return file;
+}
+
+void CoreMLWeightFile::index(const coreml::MilFunction& f, const coreml::WeightFiles* files,
+                             std::shared_ptr<const void> owner) {
+  using namespace coreml;
+  const std::string& source = path_;
+  std::vector<std::string> anonymous;
   for (const MilOp& op : f.block.ops) {
     if (op.outputs.empty()) continue;
     const std::string var = op.outputs.front().name;
     TensorView v;
     if (op.type == "constexpr_lut_to_dense") {
-      PalettizedView p = palettized_view(f.block, op, file->files_.get());
+      PalettizedView p = palettized_view(f.block, op, files);
       p.name = var;
       v = palettized_tensor_view(std::move(p), owner);
     } else if (op.type == "const") {
       const MilValue* val = op.attribute("val");
-      if (!val || val->kind != MilValue::Kind::kBlob) continue;
-      v = const_tensor_view(*val, file->files_.get(), var);
+      if (!val) continue;
+      if (val->kind == MilValue::Kind::kTensor) {
+        // Small parameters (e.g. a 4-channel bias) are written inline in the program.
+        const std::string b = coreml_base_name(var);
+        const bool param = b.size() > 5 && (b.compare(b.size() - 5, 5, "_bias") == 0 ||
+                                            (b.size() > 7 && b.compare(b.size() - 7, 7, "_weight") == 0));
+        if (!param || !mil_dtype_is_float(val->type.dtype) || val->type.shape.empty()) continue;
+      } else if (val->kind != MilValue::Kind::kBlob) {
+        continue;
+      }
+      v = const_tensor_view(*val, files, var);
       v.owner = owner;
     } else {
       continue;
     }
     const std::string base = coreml_base_name(var);
-    if (!has_module_path(base)) {
-      file->anonymous_.push_back(var);
+    if (!coreml_has_module_path(base)) {
+      anonymous.push_back(var);
       continue;
     }
     // The text encoder's position table is stored as [1, positions, width] (a broadcast operand).
@@ -120,13 +149,38 @@ std::shared_ptr<CoreMLWeightFile> CoreMLWeightFile::open(const std::string& mil_
         v.palettized = p;
       }
     }
-    (v.palettized ? file->palettized_ : file->dense_)++;
+    (v.palettized ? palettized_ : dense_)++;
     v.name = base;
-    if (!file->index_.emplace(base, file->tensors_.size()).second)
-      fail(ErrorCode::kFormat, mil_path + ": two constants named '" + base + "' (" + var + ")");
-    file->tensors_.push_back(std::move(v));
+    if (!index_.emplace(base, tensors_.size()).second)
+      fail(ErrorCode::kFormat, source + ": two constants named '" + base + "' (" + var + ")");
+    tensors_.push_back(std::move(v));
   }
-  return file;
+  // GroupNorm / LayerNorm parameters, found through the graph, as owned F32 tensors.
+  std::set<std::string> consumed;
+  for (CoreMLNorm& n : find_coreml_norms(f.block, files, source)) {
+    for (const std::string& c : n.consumed) consumed.insert(c);
+    if (n.groups > 0 && norm_groups_ == 0) {
+      norm_groups_ = n.groups;
+      norm_eps_ = n.eps;
+    }
+    for (auto* part : {&n.weight, &n.bias}) {
+      auto t = std::make_shared<Tensor>(std::move(*part));
+      TensorView v;
+      v.name = n.base + (part == &n.weight ? "_weight" : "_bias");
+      v.dtype = DType::F32;
+      v.shape = t->shape();
+      v.data = reinterpret_cast<const uint8_t*>(t->f32());
+      v.nbytes = t->nbytes();
+      v.owner = t;
+      if (!index_.emplace(v.name, tensors_.size()).second)
+        fail(ErrorCode::kFormat, source + ": norm parameter '" + v.name + "' is also a named constant");
+      derived_names_.insert(v.name);
+      tensors_.push_back(std::move(v));
+      ++derived_;
+    }
+  }
+  for (std::string& a : anonymous)
+    if (!consumed.count(a)) anonymous_.push_back(std::move(a));
 }
 
 const TensorView* CoreMLWeightFile::find(const std::string& name) const {

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "model/coreml_resources.h"
 #include "model/model_config.h"
 
 namespace sdpal {
@@ -114,6 +115,13 @@ std::unique_ptr<StableDiffusionModel> load_diffusers_folder(const std::string& p
     model->feature_extractor = parse_preprocessor_config(read_json_file(fe));
   }
   return model;
+}
+
+std::unique_ptr<StableDiffusionModel> load_model(const std::string& path, const LoadOptions& opts) {
+  if (looks_like_coreml_resources(path)) return load_coreml_resources(path, opts);
+  check(opts.executor == Executor::kNative, ErrorCode::kInvalidArgument,
+        "--executor mil runs Core ML programs; " + path + " is not a Core ML model");
+  return load_diffusers_folder(path, opts);
 }
 
 }  // namespace sdpal

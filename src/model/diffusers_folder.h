@@ -16,23 +16,35 @@
 
 namespace sdpal {
 
+// Who computes a Core ML model's networks: the native modules bound to its weights, or the MIL
+// interpreter running its programs as they are. Diffusers folders always run natively.
+enum class Executor { kNative, kMil };
+
+// Where the initial noise comes from: torch.randn (diffusers) or numpy's legacy randn (Apple's
+// Core ML pipelines' default).
+enum class NoiseSource { kTorch, kNumpy };
+
 struct LoadOptions {
   bool safety_checker = true;  // load and run it when the folder has one
   std::string variant;         // "" = plain files, falling back to any variant; "fp16" = *.fp16.safetensors first
   Precision precision = Precision::F32;  // compute precision of the networks
+  Executor executor = Executor::kNative;  // Core ML resources only
 };
 
 struct StableDiffusionModel {
   std::string path, name;
   std::unique_ptr<ClipTokenizer> tokenizer;
-  std::unique_ptr<ClipTextEncoder> text_encoder;
-  std::unique_ptr<UNet> unet;
-  std::unique_ptr<VaeDecoder> vae;
+  std::unique_ptr<TextEncoderNetwork> text_encoder;
+  std::unique_ptr<UNetNetwork> unet;
+  std::unique_ptr<VaeDecoderNetwork> vae;
   std::unique_ptr<SafetyChecker> safety_checker;  // null when absent or disabled
   PreprocessConfig feature_extractor;
   nlohmann::json scheduler_config;
   std::vector<std::string> weight_files;  // every file mapped, for inspect and hashing
   Precision precision = Precision::F32;
+  std::string format = "diffusers";  // "diffusers", "coreml"
+  NoiseSource default_noise = NoiseSource::kTorch;
+  std::vector<std::string> warnings;  // things the loader could not honour, for the user
   int vae_scale_factor() const { return vae->config().scale_factor(); }
   int default_size() const { return unet->config().sample_size * vae_scale_factor(); }
 };
@@ -41,5 +53,8 @@ struct StableDiffusionModel {
 std::vector<std::string> find_component_weights(const std::string& dir, const std::string& variant);
 
 std::unique_ptr<StableDiffusionModel> load_diffusers_folder(const std::string& path, const LoadOptions& opts);
+
+// A diffusers folder, or Core ML resources (model/coreml_resources.h), picked by what `path` holds.
+std::unique_ptr<StableDiffusionModel> load_model(const std::string& path, const LoadOptions& opts);
 
 }  // namespace sdpal

@@ -459,6 +459,13 @@ ClipTokenizer ClipTokenizer::from_files(const std::string& vocab_json, const std
   return ClipTokenizer(build(std::move(vocab), merges, SpecialConfig{}, vocab_json));
 }
 
+ClipTokenizer ClipTokenizer::from_memory(const std::string& vocab_json_text, const std::string& merges_text,
+                                         const std::string& vocab_name, const std::string& merges_name) {
+  auto vocab = parse_vocab(vocab_json_text, vocab_name);
+  MergeList merges = parse_merges(merges_text, merges_name);
+  return ClipTokenizer(build(std::move(vocab), merges, SpecialConfig{}, vocab_name));
+}
+
 ClipTokenizer ClipTokenizer::from_folder(const std::string& tokenizer_dir) {
   namespace fs = std::filesystem;
   fs::path dir(tokenizer_dir);

@@ -26,6 +26,9 @@ class ClipTokenizer {
   // 48894 merges are used, as CLIP does). Special tokens: SD v1 defaults ("<|startoftext|>",
   // "<|endoftext|>" as eos, unk and pad), max_length 77.
   static ClipTokenizer from_files(const std::string& vocab_json, const std::string& merges_txt);
+  // The same from the files' contents (e.g. read from a zip archive); the names are for messages.
+  static ClipTokenizer from_memory(const std::string& vocab_json_text, const std::string& merges_text,
+                                   const std::string& vocab_name, const std::string& merges_name);
   // A diffusers tokenizer/ folder: vocab.json, merges.txt and, when present,
   // tokenizer_config.json then special_tokens_map.json (which wins, as in transformers) for
   // bos/eos/unk/pad (SD 2.x: pad "!" = id 0), added_tokens_decoder, additional_special_tokens

@@ -6,6 +6,7 @@
 
 #include "model/layers.h"
 #include "model/model_config.h"
+#include "model/networks.h"
 #include "model/transformer2d.h"
 
 namespace sdpal {
@@ -13,14 +14,14 @@ namespace sdpal {
 // Sinusoidal timestep embedding as diffusers' get_timestep_embedding computes it in float32.
 Tensor timestep_embedding(const std::vector<float>& timesteps, int64_t dim, bool flip_sin_to_cos, float freq_shift);
 
-class UNet {
+class UNet : public UNetNetwork {
  public:
   UNet(const UNetConfig& cfg, WeightBinder& w);
   ~UNet();
   // sample: [N, h, w, in_channels]; timestep: one value for the whole batch (diffusers broadcasts);
   // context: [N, S, cross_attention_dim]. Returns [N, h, w, out_channels].
-  Tensor forward(const Tensor& sample, float timestep, const Tensor& context) const;
-  const UNetConfig& config() const { return cfg_; }
+  Tensor forward(const Tensor& sample, float timestep, const Tensor& context) const override;
+  const UNetConfig& config() const override { return cfg_; }
 
  private:
   struct Block;

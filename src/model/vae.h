@@ -6,17 +6,18 @@
 
 #include "model/layers.h"
 #include "model/model_config.h"
+#include "model/networks.h"
 
 namespace sdpal {
 
-class VaeDecoder {
+class VaeDecoder : public VaeDecoderNetwork {
  public:
   // Binds "post_quant_conv.*" and "decoder.*"; the encoder's tensors are accepted but not used here.
   VaeDecoder(const VaeConfig& cfg, WeightBinder& w);
   ~VaeDecoder();
   // z: [N, h, w, latent_channels], already divided by scaling_factor. Returns [N, 8h, 8w, 3] in ~[-1, 1].
-  Tensor forward(const Tensor& z) const;
-  const VaeConfig& config() const { return cfg_; }
+  Tensor forward(const Tensor& z) const override;
+  const VaeConfig& config() const override { return cfg_; }
 
  private:
   struct UpBlock {

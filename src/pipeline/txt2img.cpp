@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/threads.h"
+#include "rng/numpy_random.h"
 
 namespace sdpal {
 
@@ -66,6 +67,8 @@ void validate_params(const StableDiffusionModel& model, GenerateParams& p) {
   check(p.width <= 4096 && p.height <= 4096, ErrorCode::kInvalidArgument,
         "width and height must be at most 4096 (got " + std::to_string(p.width) + "x" + std::to_string(p.height) + ")");
   check(p.batch >= 1 && p.batch <= 64, ErrorCode::kInvalidArgument, "--batch must be between 1 and 64");
+  if (p.noise.value_or(model.default_noise) == NoiseSource::kNumpy)
+    check(p.seed <= 0xffffffffull, ErrorCode::kInvalidArgument, "--seed must be below 2^32 with --rng numpy (numpy's limit)");
   check(std::isfinite(p.sampler.eta) && p.sampler.eta >= 0.f && p.sampler.eta <= 10.f, ErrorCode::kInvalidArgument,
         "--eta must be between 0 and 10");
 }
@@ -122,8 +125,14 @@ GenerateResult txt2img(const StableDiffusionModel& model, GenerateParams p, cons
 
   const int64_t lc = model.unet->config().in_channels;
   const int64_t lh = p.height / model.vae_scale_factor(), lw = p.width / model.vae_scale_factor();
+  // Apple's pipelines draw numpy.random.RandomState(seed).randn, one image's latents after another.
+  const bool numpy_noise = p.noise.value_or(model.default_noise) == NoiseSource::kNumpy;
   TorchGenerator gen(p.seed);
-  Tensor latents = nchw_to_nhwc(gen.randn({b, lc, lh, lw}, p.randn_path));
+  NumpyRandomState numpy_rs(int64_t(p.seed & 0xffffffffu));
+  auto draw = [&] {
+    return nchw_to_nhwc(numpy_noise ? numpy_rs.randn({b, lc, lh, lw}) : gen.randn({b, lc, lh, lw}, p.randn_path));
+  };
+  Tensor latents = draw();
   {
     const float sigma = sched->init_noise_sigma();
     float* l = latents.f32();
@@ -147,7 +156,7 @@ GenerateResult txt2img(const StableDiffusionModel& model, GenerateParams p, cons
       for (int64_t k = 0; k < n; ++k) g[k] = u[k] + p.guidance * (t[k] - u[k]);
     }
     Tensor noise;
-    if (sched->needs_noise(i)) noise = nchw_to_nhwc(gen.randn({b, lc, lh, lw}, p.randn_path));
+    if (sched->needs_noise(i)) noise = draw();
     latents = sched->step(guided, i, latents, noise.defined() && noise.numel() ? &noise : nullptr);
     if (taps && taps->on_step_latents) taps->on_step_latents(i, latents);
     if (progress && !progress(i + 1, total)) fail(ErrorCode::kCancelled, "generation cancelled");

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@ struct GenerateParams {
   SamplerOptions sampler;
   bool safety_checker = true;
   RandnPath randn_path = RandnPath::Avx2;
+  std::optional<NoiseSource> noise;  // unset: the model's default (torch; numpy for Core ML resources)
 };
 
 struct RgbImage {

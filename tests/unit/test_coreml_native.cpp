@@ -16,6 +16,9 @@
 #include "kernels/cpu/conv2d.h"
 #include "kernels/cpu/linear.h"
 #include "model/clip_text_encoder.h"
+#include "model/coreml_configs.h"
+#include "model/unet.h"
+#include "model/vae.h"
 #include "model/coreml_weights.h"
 #include "model/model_config.h"
 #include "model/weight_binder.h"
@@ -99,7 +102,65 @@ TEST(CoreMLNative, UnetLayersBindPackedUnderDiffusersNames) {
   Tensor x = Tensor::zeros({1, 4, 4, 320});
   Tensor y = conv.run(x);  // synthetic zeros: y == bias == 0
   EXPECT_EQ(y.f32()[0], 0.f);
-  EXPECT_THROW(w.get("down_blocks.0.resnets.0.norm1.weight", {320}), Error);  // unnamed in Core ML (graph)
+  // Unnamed in Core ML (a batch_norm after the group statistics), found through the graph.
+  const TensorView& norm1 = w.get("down_blocks.0.resnets.0.norm1.weight", {320});
+  EXPECT_EQ(norm1.dtype, DType::F32);
+  EXPECT_EQ(f->norm_groups(), 32);
+}
+
+// The UNet (both attention implementations) and the VAE decoder bind completely: every parameter
+// of the native modules is found (norms through the graph), every constant is used, and the
+// config read off the program is SD 2.1-base's.
+TEST(CoreMLNative, UnetBindsCompletely) {
+  if (!fs::exists(kFixtures)) GTEST_SKIP() << "fixtures not found at " << kFixtures;
+  for (const char* dir : {"original/compiled/Unet.mlmodelc", "split_einsum_v2/compiled/Unet.mlmodelc"}) {
+    SCOPED_TRACE(dir);
+    auto f = open_with_synthetic_weights(dir);
+    const coreml::MilProgram prog = coreml::read_mil_text_file(kFixtures + dir + "/model.mil");
+    const UNetConfig cfg = unet_config_from_coreml(*f, prog.main());
+    EXPECT_EQ(cfg.block_out_channels, (std::vector<int>{320, 640, 1280, 1280}));
+    EXPECT_EQ(cfg.num_heads, (std::vector<int>{5, 10, 20, 20}));
+    EXPECT_EQ(cfg.down_block_types,
+              (std::vector<std::string>{"CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"}));
+    EXPECT_EQ(cfg.up_block_types,
+              (std::vector<std::string>{"UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"}));
+    EXPECT_EQ(cfg.layers_per_block, 2);
+    EXPECT_EQ(cfg.cross_attention_dim, 1024);
+    EXPECT_EQ(cfg.norm_num_groups, 32);
+    EXPECT_NEAR(cfg.norm_eps, 1e-5f, 1e-7f);
+    EXPECT_EQ(cfg.sample_size, 64);
+    WeightBinder w("unet", {f});
+    w.set_name_mapper(coreml_name_mapper(CoreMLLayout::kUnet));
+    UNet unet(cfg, w);
+    EXPECT_NO_THROW(w.finish());
+    EXPECT_EQ(w.bound_count(), f->tensors().size());
+    std::string left;
+    for (const std::string& a : f->anonymous()) left += " " + a;
+    std::printf("[ coreml   ] %s: %zu parameters bound (%zu norm parameters from the graph); unused:%s\n", dir,
+                w.bound_count(), f->derived_count(), left.empty() ? " none" : left.c_str());
+    // resnet norms (4x2 down, 4x3 up, 2 mid; two each), 16 transformer GroupNorms, 16 x 3
+    // LayerNorms, conv_norm_out: a weight and a bias each.
+    EXPECT_EQ(f->derived_count(), 2u * ((8 + 12 + 2) * 2 + 16 + 16 * 3 + 1));
+    // The one constant left is the timestep embedding's frequency table (a buffer the native
+    // UNet computes).
+    ASSERT_EQ(f->anonymous().size(), 1u);
+  }
+}
+
+TEST(CoreMLNative, VaeDecoderBindsCompletely) {
+  if (!fs::exists(kFixtures)) GTEST_SKIP() << "fixtures not found at " << kFixtures;
+  auto f = open_with_synthetic_weights("original/compiled/VAEDecoder.mlmodelc");
+  const VaeConfig cfg = vae_decoder_config_from_coreml(*f);
+  EXPECT_EQ(cfg.block_out_channels, (std::vector<int>{128, 256, 512, 512}));
+  EXPECT_EQ(cfg.layers_per_block, 2);
+  EXPECT_EQ(cfg.latent_channels, 4);
+  EXPECT_EQ(cfg.norm_num_groups, 32);
+  WeightBinder w("vae", {f});
+  w.set_name_mapper(coreml_name_mapper(CoreMLLayout::kVaeDecoder));
+  VaeDecoder vae(cfg, w);
+  EXPECT_NO_THROW(w.finish());
+  EXPECT_EQ(w.bound_count(), f->tensors().size());
+  EXPECT_TRUE(f->anonymous().empty());
 }
 
 TEST(CoreMLNative, TextEncoderAndVaeNamesMap) {

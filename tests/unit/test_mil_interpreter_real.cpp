@@ -26,6 +26,7 @@
 #include "io/coreml/mil_text.h"
 #include "io/coreml/synthetic_weights.h"
 #include "mil/interpreter.h"
+#include "coreml_synthetic.h"
 
 namespace sdpal::mil {
 namespace {
@@ -69,49 +70,10 @@ class TempCleanup : public ::testing::Environment {
 };
 const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new TempCleanup);
 
-// A random synthetic weight.bin for `p` under a fresh temporary model folder (returned). The
-// generator's values (uniform in [-1/8, 1/8)) are adjusted so that a forward pass stays in fp16's
-// range, as real weights do: palettized weight tables are scaled to a standard deviation of
-// 0.3 / sqrt(fan-in) (16 times that for attention queries and keys), and batch_norm variances
-// (random, so often negative) are set to 1.
+// A plausible synthetic weight.bin for `p` under a fresh temporary model folder (returned).
 std::string make_model_dir(const MilProgram& p, const std::string& name) {
   const std::string dir = temp_root() + "/" + name;
-  fs::create_directories(dir + "/weights");
-  const auto layouts = coreml::plan_blob_layouts(coreml::collect_blob_refs(p));
-  EXPECT_EQ(layouts.size(), 1u);
-  const std::string bin = dir + "/weights/weight.bin";
-  coreml::write_synthetic_weight_bin(layouts.at(0), bin, coreml::SyntheticFill::kRandom, 1234);
-  const auto storage = coreml::BlobStorage::open(bin);
-  std::fstream f(bin, std::ios::in | std::ios::out | std::ios::binary);
-  // Rewrites the fp16 blob at `offset` with fn(old value).
-  auto rewrite = [&](uint64_t offset, const std::function<float(float)>& fn) {
-    const coreml::BlobView b = storage->blob(offset);
-    ASSERT_EQ(b.dtype, coreml::BlobDType::kFloat16);
-    std::vector<uint16_t> v(b.nbytes / 2);
-    std::memcpy(v.data(), b.data, b.nbytes);
-    for (uint16_t& h : v) h = f32_to_f16(fn(f16_to_f32(h)));
-    f.seekp(std::streamoff(b.data_offset));
-    f.write(reinterpret_cast<const char*>(v.data()), std::streamsize(b.nbytes));
-  };
-  const coreml::MilBlock& block = p.main().block;
-  for (const MilOp& op : block.ops) {
-    if (op.type == "constexpr_lut_to_dense" && op.outputs.at(0).type.shape.size() >= 2) {
-      const Shape& s = op.outputs[0].type.shape;
-      const int64_t fan_in = shape_numel(Shape(s.begin() + 1, s.end()));
-      float scale = 0.3f / (0.0722f * std::sqrt(float(fan_in)));  // 0.0722: std of U[-1/8, 1/8)
-      // Larger query and key projections: attention then weighs tokens unevenly (not a plain mean),
-      // so the UNets' two attention formulations are compared on something that matters.
-      const std::string n = op.name();
-      if (n.find("to_q_weight") != std::string::npos || n.find("to_k_weight") != std::string::npos) scale *= 16.0f;
-      rewrite(coreml::const_operand(block, op, "lut")->blob.offset, [scale](float x) { return x * scale; });
-    } else if (op.type == "batch_norm") {
-      const coreml::MilBinding& b = op.input("variance")->bindings.at(0);
-      if (b.is_value() || b.ref.source != coreml::MilVarRef::Source::kOpOutput) continue;
-      const MilOp& producer = block.ops.at(size_t(b.ref.op));
-      const MilValue* v = producer.type == "const" ? producer.attribute("val") : coreml::const_operand(block, producer, "lut");
-      if (v && v->kind == MilValue::Kind::kBlob) rewrite(v->blob.offset, [](float) { return 1.0f; });
-    }
-  }
+  sdpal::testing::write_plausible_weights(p, dir, 1234);
   return dir;
 }
 

@@ -66,6 +66,7 @@ struct SDCoreMLResources {
 // Finds the resources at `path` (folder or zip), looking at its root, then one and two folders
 // down. Throws Error(kModel) if none or several candidate folders are found, or a required model
 // (text encoder, UNet or both chunks, VAE decoder) is missing; Error(kIo) if `path` cannot be read.
-SDCoreMLResources find_sd_resources(const std::string& path);
+// With require_complete false, missing models are left empty (for inspecting partial folders).
+SDCoreMLResources find_sd_resources(const std::string& path, bool require_complete = true);
 
 }  // namespace sdpal::coreml
