@@ -20,9 +20,12 @@ namespace {
 
 const char* kGenerateHelp = R"(usage: sdpal generate [-m MODEL] -p PROMPT [options]
 
-  -m, --model PATH       diffusers model folder, or Apple Core ML resources (a folder of .mlmodelc /
-                         .mlpackage models with vocab.json and merges.txt, or Apple's release .zip)
+  -m, --model PATH       diffusers model folder; Apple Core ML resources (a folder of .mlmodelc /
+                         .mlpackage models with vocab.json and merges.txt, or Apple's release .zip); or an
+                         original single-file checkpoint (.ckpt / .safetensors)
                          (default: the bundled model, or $SDPAL_MODEL)
+      --config DIR       single-file checkpoints: diffusers config.json files per component
+                         (DIR/unet/config.json, ..., DIR/tokenizer/) where the tensors cannot tell
   -p, --prompt TEXT      what to draw
   -n, --negative TEXT    what to avoid (default: empty)
       --steps N          denoising steps (default 50)
@@ -89,7 +92,7 @@ std::string a1111_sampler_name(const std::string& cls, bool karras) {
 int run_generate(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--model", "--prompt", "--negative", "--steps", "--cfg", "--seed", "--sampler", "--eta", "--width",
-          "--height", "--batch", "--output", "--threads", "--randn-path", "--precision", "--variant", "--rng", "--executor"},
+          "--height", "--batch", "--output", "--threads", "--randn-path", "--precision", "--variant", "--rng", "--executor", "--config"},
          {"--karras", "--no-safety-checker", "--quiet", "--help"},
          {{"-m", "--model"}, {"-p", "--prompt"}, {"-n", "--negative"}, {"-W", "--width"}, {"-H", "--height"},
           {"-o", "--output"}, {"-t", "--threads"}, {"-h", "--help"}});
@@ -141,6 +144,7 @@ int run_generate(int argc, char** argv) {
   lo.precision = parse_precision(a.str("--precision", "auto"));
   lo.variant = a.str("--variant");
   lo.executor = executor == "mil" ? Executor::kMil : Executor::kNative;
+  lo.config_dir = a.str("--config");
   auto t0 = std::chrono::steady_clock::now();
   auto model = load_model(model_path, lo);
   validate_params(*model, p);

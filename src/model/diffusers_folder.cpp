@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "model/coreml_resources.h"
+#include "model/ldm_checkpoint.h"
 #include "model/model_config.h"
 
 namespace sdpal {
@@ -121,6 +122,7 @@ std::unique_ptr<StableDiffusionModel> load_model(const std::string& path, const 
   if (looks_like_coreml_resources(path)) return load_coreml_resources(path, opts);
   check(opts.executor == Executor::kNative, ErrorCode::kInvalidArgument,
         "--executor mil runs Core ML programs; " + path + " is not a Core ML model");
+  if (looks_like_ldm_checkpoint(path)) return load_ldm_checkpoint(path, opts, opts.config_dir);
   return load_diffusers_folder(path, opts);
 }
 

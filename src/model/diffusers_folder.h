@@ -29,6 +29,9 @@ struct LoadOptions {
   std::string variant;         // "" = plain files, falling back to any variant; "fp16" = *.fp16.safetensors first
   Precision precision = Precision::F32;  // compute precision of the networks
   Executor executor = Executor::kNative;  // Core ML resources only
+  // Original single-file checkpoints: a folder of diffusers config.json files per component
+  // (unet/, text_encoder/, vae/, scheduler/, tokenizer/) for what the tensors' shapes cannot tell.
+  std::string config_dir;
 };
 
 struct StableDiffusionModel {
@@ -42,7 +45,7 @@ struct StableDiffusionModel {
   nlohmann::json scheduler_config;
   std::vector<std::string> weight_files;  // every file mapped, for inspect and hashing
   Precision precision = Precision::F32;
-  std::string format = "diffusers";  // "diffusers", "coreml"
+  std::string format = "diffusers";  // "diffusers", "coreml", "ldm" (original single-file checkpoint)
   NoiseSource default_noise = NoiseSource::kTorch;
   std::vector<std::string> warnings;  // things the loader could not honour, for the user
   int vae_scale_factor() const { return vae->config().scale_factor(); }
@@ -54,7 +57,8 @@ std::vector<std::string> find_component_weights(const std::string& dir, const st
 
 std::unique_ptr<StableDiffusionModel> load_diffusers_folder(const std::string& path, const LoadOptions& opts);
 
-// A diffusers folder, or Core ML resources (model/coreml_resources.h), picked by what `path` holds.
+// A diffusers folder, Core ML resources (model/coreml_resources.h) or an original single-file
+// checkpoint (model/ldm_checkpoint.h), picked by what `path` holds.
 std::unique_ptr<StableDiffusionModel> load_model(const std::string& path, const LoadOptions& opts);
 
 }  // namespace sdpal

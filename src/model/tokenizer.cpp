@@ -482,7 +482,7 @@ ClipTokenizer ClipTokenizer::from_folder(const std::string& tokenizer_dir) {
   return ClipTokenizer(build(std::move(vocab), merges, cfg, tokenizer_dir));
 }
 
-ClipTokenizer ClipTokenizer::from_bpe_gz(const std::string& path) {
+ClipTokenizer ClipTokenizer::from_bpe_gz(const std::string& path, const std::string& pad_token) {
   std::string text = read_gz(path);
   if (!valid_utf8(text)) fail(ErrorCode::kFormat, path + ": not UTF-8 text");
   // openai/CLIP: split('\n')[1:48895], each line split on whitespace.
@@ -506,7 +506,12 @@ ClipTokenizer ClipTokenizer::from_bpe_gz(const std::string& path) {
   tokens.push_back(kEos);
   std::unordered_map<std::string, int32_t> vocab;
   for (size_t i = 0; i < tokens.size(); ++i) vocab[tokens[i]] = int32_t(i);  // dict(zip): last wins
-  return ClipTokenizer(build(std::move(vocab), merges, SpecialConfig{}, path));
+  SpecialConfig cfg;
+  if (!pad_token.empty()) {
+    if (!vocab.count(pad_token)) fail(ErrorCode::kInvalidArgument, path + ": pad token '" + pad_token + "' is not in the vocabulary");
+    cfg.pad = pad_token;
+  }
+  return ClipTokenizer(build(std::move(vocab), merges, cfg, path));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -36,7 +36,8 @@ class ClipTokenizer {
   static ClipTokenizer from_folder(const std::string& tokenizer_dir);
   // openai/CLIP's bpe_simple_vocab_16e6.txt.gz: the vocabulary is rebuilt as CLIP does
   // (256 byte symbols, the same with "</w>", one token per merge, then the two specials).
-  static ClipTokenizer from_bpe_gz(const std::string& path);
+  // pad_token: "" keeps "<|endoftext|>"; SD 2.x's tokenizer pads with "!" (id 0).
+  static ClipTokenizer from_bpe_gz(const std::string& path, const std::string& pad_token = "");
 
   std::vector<int32_t> encode(std::string_view text) const;         // ids, no bos/eos, untruncated
   std::vector<int32_t> encode_padded(std::string_view text) const;  // max_length() ids

@@ -700,6 +700,8 @@ Variants, one folder each, every folder with the tokenizer's `vocab.json` and `m
   of more than 2048 elements and rank > 1 becomes an iOS16 `constexpr_lut_to_dense` (one LUT of 2^N fp16
   values per tensor, packed indices).
 - The text encoder is only in `fp16/` and `palettized6/` (its unpalettized 49408 x 32 token embedding is 3.2 MB).
+- `palettized6-chunked/`: the palettized6 UNet cut in two (`*_unet_chunk1` / `*_unet_chunk2`, as Apple's
+  `--chunk-unet`), made afterwards by `tests/reference/make_coreml_tiny_chunks.py` (see its README).
 
 Packages (`Stable_Diffusion_version_{MODEL_VERSION}_<name>.mlpackage`):
 - `text_encoder`: `input_ids` fp32 [1, 77] -> `last_hidden_state` fp32 [1, 77, 32], `pooled_outputs` fp32 [1, 32]

@@ -29,13 +29,18 @@ fi
 export CUDA_VISIBLE_DEVICES="" OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DIFFUSERS_VERBOSITY=error
 
+# The Core ML scripts need coremltools (tests/reference/requirements-coreml.txt): they re-run
+# themselves under $SDPAL_COREML_PYTHON, or print "skipped". The chunked UNet is cut from the
+# packages make_coreml_tiny.py writes (and that script clears its folder), so it runs last.
 first=(make_clip_vocab.py make_tiny_model.py make_model_goldens.py)
+last=(make_coreml_tiny_chunks.py)
 scripts=()
 for s in "${first[@]}"; do [[ -f "$here/$s" ]] && scripts+=("$s"); done
 for f in "$here"/make_*.py; do
   s="$(basename "$f")"
-  [[ " ${first[*]} " == *" $s "* ]] || scripts+=("$s")
+  [[ " ${first[*]} ${last[*]} " == *" $s "* ]] || scripts+=("$s")
 done
+for s in "${last[@]}"; do [[ -f "$here/$s" ]] && scripts+=("$s"); done
 
 for s in "${scripts[@]}"; do
   echo "== $s"

@@ -138,6 +138,22 @@ TEST_P(CoreMLTiny, TextEncoderMatchesDiffusersOnDequantizedWeights) {
 
 INSTANTIATE_TEST_SUITE_P(Variants, CoreMLTiny, ::testing::ValuesIn(kVariants));
 
+// Apple's chunked UNet (UnetChunk1 feeds UnetChunk2 by variable name; made by
+// tests/reference/make_coreml_tiny_chunks.py from the palettized6 UNet): both executors reproduce
+// the unchunked program's golden.
+TEST(CoreMLTinyChunks, ChunkedUnetMatchesTheWholeOne) {
+  const std::string dir = repo_path("tests/fixtures/tiny-sd-v1-coreml/palettized6-chunked");
+  Golden g("tests/goldens/coreml/tiny_model/palettized6.safetensors");
+  const Tensor sample = to_nhwc(g.f32("sample")), t = g.f32("timestep");
+  const Tensor ctx = apple_context_to_bsc(g.f32("encoder_hidden_states")), want = to_nhwc(g.f32("noise_pred"));
+  LoadOptions o;
+  auto native = load_model(dir, o);
+  expect_close(native->unet->forward(sample, t.f32()[0], ctx), want, 1e-4, "chunked native unet");
+  o.executor = Executor::kMil;
+  auto mil = load_model(dir, o);
+  expect_close(mil->unet->forward(sample, t.f32()[0], ctx), want, 2e-2, "chunked mil unet (fp16 rounding)");
+}
+
 // The whole pipeline from a variant folder, as `sdpal generate -m` loads it: both executors draw
 // the same picture (numpy noise, Apple's default).
 TEST(CoreMLTinyPipeline, NativeAndInterpreterDrawTheSameImage) {
