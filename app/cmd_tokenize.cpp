@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "args.h"
+#include "model/diffusers_folder.h"
 #include "core/error.h"
 #include "model/tokenizer.h"
 
@@ -18,8 +19,17 @@ int run_tokenize(int argc, char** argv) {
                  "  --tokens prints the BPE token strings instead\n";
     return kExitOk;
   }
-  ClipTokenizer tok = a.has("--vocab") ? ClipTokenizer::from_bpe_gz(a.str("--vocab"))
-                                       : ClipTokenizer::from_folder(a.str("--model", default_model_path()) + "/tokenizer");
+  std::unique_ptr<ClipTokenizer> tok;
+  const std::string model = a.str("--model", default_model_path());
+  if (a.has("--vocab")) {
+    tok = std::make_unique<ClipTokenizer>(ClipTokenizer::from_bpe_gz(a.str("--vocab")));
+  } else if (std::filesystem::is_directory(model + "/tokenizer")) {
+    tok = std::make_unique<ClipTokenizer>(ClipTokenizer::from_folder(model + "/tokenizer"));
+  } else {  // an sdpal file, Core ML resources or a checkpoint: their tokenizer as generate uses it
+    LoadOptions lo;
+    lo.safety_checker = false;
+    tok = std::move(load_model(model, lo)->tokenizer);
+  }
   std::vector<std::string> prompts = a.positional();
   if (a.has("--file")) {
     std::string f = a.str("--file");
@@ -35,9 +45,9 @@ int run_tokenize(int argc, char** argv) {
   for (const auto& p : prompts) {
     if (a.flag("--tokens")) {
       bool first = true;
-      for (const auto& t : tok.tokens(p)) { std::cout << (first ? "" : " ") << t; first = false; }
+      for (const auto& t : tok->tokens(p)) { std::cout << (first ? "" : " ") << t; first = false; }
     } else {
-      auto ids = tok.encode_padded(p);
+      auto ids = tok->encode_padded(p);
       for (size_t i = 0; i < ids.size(); ++i) std::cout << (i ? " " : "") << ids[i];
     }
     std::cout << "\n";

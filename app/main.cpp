@@ -10,6 +10,9 @@
 
 namespace sdpal::app {
 
+int run_convert(int argc, char** argv);  // cmd_convert.cpp
+int run_quality(int argc, char** argv);  // cmd_quality.cpp
+
 std::string default_model_path() {
   if (const char* env = std::getenv("SDPAL_MODEL"); env && *env) return env;
   return std::string(SDPAL_SOURCE_DIR) + "/tests/fixtures/tiny-sd-v1";
@@ -26,6 +29,8 @@ commands:
   inspect    list a model's components, dtypes, parameter counts and bytes
   tokenize   print CLIP token ids of prompts
   bench      time each component at a size, against PyTorch on the same weights
+  convert    a diffusers folder -> one sdpal .safetensors file, optionally palettized (4/6/8-bit)
+  quality    per-layer weight SNR and end-to-end image PSNR of a palettized file vs its source
 
 exit codes:
   0 success            2 invalid argument     3 file I/O error
@@ -60,6 +65,8 @@ int main(int argc, char** argv) {
     if (cmd == "inspect") return run_inspect(argc, argv);
     if (cmd == "tokenize") return run_tokenize(argc, argv);
     if (cmd == "bench") return run_bench(argc, argv);
+    if (cmd == "convert") return run_convert(argc, argv);
+    if (cmd == "quality") return run_quality(argc, argv);
     if (cmd == "--version" || cmd == "version") {
       std::cout << "sdpal 0.1.0\n";
       return kExitOk;

@@ -2,8 +2,7 @@
 // are not available (e.g. Apple's released graphs with LFS pointers), with a blob of the declared
 // type and size at every offset the program references, and reports it against the real size.
 //
-// Build (after building the library, e.g. `ninja -C build sdpal_lib`):
-//   c++ -std=c++20 -O2 -Isrc tools/make_synthetic_weight_bin.cpp build/libsdpal.a -lz -fopenmp -o build/make_synthetic_weight_bin
+// Built with the project (tools/*.cpp), as build/make_synthetic_weight_bin.
 // Use:
 //   build/make_synthetic_weight_bin MODEL OUT_WEIGHT_BIN [--random SEED]
 // MODEL is a model.mil, a model.mlmodel, or a .mlmodelc / .mlpackage folder. Without --random the data

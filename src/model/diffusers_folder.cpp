@@ -6,6 +6,7 @@
 #include "io/safetensors.h"
 #include "model/coreml_resources.h"
 #include "model/ldm_checkpoint.h"
+#include "model/sdpal_model.h"
 #include "model/model_config.h"
 
 namespace sdpal {
@@ -119,6 +120,7 @@ std::unique_ptr<StableDiffusionModel> load_diffusers_folder(const std::string& p
 }
 
 std::unique_ptr<StableDiffusionModel> load_model(const std::string& path, const LoadOptions& opts) {
+  if (is_sdpal_file(path)) return load_sdpal_file(path, opts);
   if (looks_like_coreml_resources(path)) return load_coreml_resources(path, opts);
   check(opts.executor == Executor::kNative, ErrorCode::kInvalidArgument,
         "--executor mil runs Core ML programs; " + path + " is not a Core ML model");

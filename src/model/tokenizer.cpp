@@ -366,10 +366,17 @@ AddedToken parse_added_token(const Json& v, const std::string& path, const std::
   return t;
 }
 
+void read_special_config_text(const std::string& text, const std::string& path, SpecialConfig* cfg);
+
 void read_special_config(const std::string& path, SpecialConfig* cfg) {
+  read_special_config_text(read_file(path), path, cfg);
+}
+
+// `path` names the source in messages.
+void read_special_config_text(const std::string& text, const std::string& path, SpecialConfig* cfg) {
   Json j;
   try {
-    j = Json::parse(read_file(path));
+    j = Json::parse(text);
   } catch (const Json::exception& e) {
     fail(ErrorCode::kFormat, path + ": invalid JSON (" + e.what() + ")");
   }
@@ -460,10 +467,14 @@ ClipTokenizer ClipTokenizer::from_files(const std::string& vocab_json, const std
 }
 
 ClipTokenizer ClipTokenizer::from_memory(const std::string& vocab_json_text, const std::string& merges_text,
-                                         const std::string& vocab_name, const std::string& merges_name) {
+                                         const std::string& vocab_name, const std::string& merges_name,
+                                         const std::vector<std::pair<std::string, std::string>>& special_configs) {
   auto vocab = parse_vocab(vocab_json_text, vocab_name);
   MergeList merges = parse_merges(merges_text, merges_name);
-  return ClipTokenizer(build(std::move(vocab), merges, SpecialConfig{}, vocab_name));
+  SpecialConfig cfg;
+  for (const auto& [text, name] : special_configs)
+    if (!text.empty()) read_special_config_text(text, name, &cfg);
+  return ClipTokenizer(build(std::move(vocab), merges, cfg, vocab_name));
 }
 
 ClipTokenizer ClipTokenizer::from_folder(const std::string& tokenizer_dir) {
@@ -482,7 +493,10 @@ ClipTokenizer ClipTokenizer::from_folder(const std::string& tokenizer_dir) {
   return ClipTokenizer(build(std::move(vocab), merges, cfg, tokenizer_dir));
 }
 
-ClipTokenizer ClipTokenizer::from_bpe_gz(const std::string& path, const std::string& pad_token) {
+namespace {
+
+// openai/CLIP's vocabulary from bpe_simple_vocab_16e6.txt.gz: the tokens in id order and the merges.
+std::pair<std::vector<std::string>, MergeList> clip_bpe_tokens(const std::string& path) {
   std::string text = read_gz(path);
   if (!valid_utf8(text)) fail(ErrorCode::kFormat, path + ": not UTF-8 text");
   // openai/CLIP: split('\n')[1:48895], each line split on whitespace.
@@ -504,6 +518,13 @@ ClipTokenizer ClipTokenizer::from_bpe_gz(const std::string& path, const std::str
   for (const auto& m : merges) tokens.push_back(m.first + m.second);
   tokens.push_back(kBos);
   tokens.push_back(kEos);
+  return {std::move(tokens), std::move(merges)};
+}
+
+}  // namespace
+
+ClipTokenizer ClipTokenizer::from_bpe_gz(const std::string& path, const std::string& pad_token) {
+  auto [tokens, merges] = clip_bpe_tokens(path);
   std::unordered_map<std::string, int32_t> vocab;
   for (size_t i = 0; i < tokens.size(); ++i) vocab[tokens[i]] = int32_t(i);  // dict(zip): last wins
   SpecialConfig cfg;
@@ -512,6 +533,15 @@ ClipTokenizer ClipTokenizer::from_bpe_gz(const std::string& path, const std::str
     cfg.pad = pad_token;
   }
   return ClipTokenizer(build(std::move(vocab), merges, cfg, path));
+}
+
+std::pair<std::string, std::string> ClipTokenizer::files_from_bpe_gz(const std::string& path) {
+  auto [tokens, merges] = clip_bpe_tokens(path);
+  Json vocab = Json::object();
+  for (size_t i = 0; i < tokens.size(); ++i) vocab[tokens[i]] = int32_t(i);
+  std::string m = "#version: 0.2\n";
+  for (const auto& [a, b] : merges) m += a + " " + b + "\n";
+  return {vocab.dump(), m};
 }
 
 // ---------------------------------------------------------------------------------------------

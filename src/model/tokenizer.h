@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace sdpal {
@@ -27,8 +28,11 @@ class ClipTokenizer {
   // "<|endoftext|>" as eos, unk and pad), max_length 77.
   static ClipTokenizer from_files(const std::string& vocab_json, const std::string& merges_txt);
   // The same from the files' contents (e.g. read from a zip archive); the names are for messages.
+  // special_configs: (JSON text, name) of tokenizer_config.json then special_tokens_map.json, applied
+  // as from_folder does (empty texts are skipped).
   static ClipTokenizer from_memory(const std::string& vocab_json_text, const std::string& merges_text,
-                                   const std::string& vocab_name, const std::string& merges_name);
+                                   const std::string& vocab_name, const std::string& merges_name,
+                                   const std::vector<std::pair<std::string, std::string>>& special_configs = {});
   // A diffusers tokenizer/ folder: vocab.json, merges.txt and, when present,
   // tokenizer_config.json then special_tokens_map.json (which wins, as in transformers) for
   // bos/eos/unk/pad (SD 2.x: pad "!" = id 0), added_tokens_decoder, additional_special_tokens
@@ -38,6 +42,8 @@ class ClipTokenizer {
   // (256 byte symbols, the same with "</w>", one token per merge, then the two specials).
   // pad_token: "" keeps "<|endoftext|>"; SD 2.x's tokenizer pads with "!" (id 0).
   static ClipTokenizer from_bpe_gz(const std::string& path, const std::string& pad_token = "");
+  // The same vocabulary as vocab.json and merges.txt texts (for writing a self-contained model).
+  static std::pair<std::string, std::string> files_from_bpe_gz(const std::string& path);
 
   std::vector<int32_t> encode(std::string_view text) const;         // ids, no bos/eos, untruncated
   std::vector<int32_t> encode_padded(std::string_view text) const;  // max_length() ids

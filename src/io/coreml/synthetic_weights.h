@@ -25,4 +25,14 @@ struct SyntheticWeightsInfo {
 SyntheticWeightsInfo write_synthetic_weight_bin(const BlobLayout& layout, const std::string& out_path,
                                                 SyntheticFill fill = SyntheticFill::kZeros, uint64_t seed = 0);
 
+struct MilProgram;
+
+// A runnable stand-in for a program's real weights: seeded values uniform in [-1/8, 1/8) rescaled
+// so a forward pass stays in fp16's range as with real weights: weights (dense, or palettized
+// tables) to a standard deviation of 0.3 / sqrt(fan-in) (16 times that for attention queries and
+// keys, so attention weighs tokens unevenly), batch_norm variances 1, and a text encoder's causal
+// attention mask the real one (0 on and below the diagonal, -inf above). Writes the program's one
+// weight file to `out_path`; Error(kFormat) if it references several.
+SyntheticWeightsInfo write_plausible_weight_bin(const MilProgram& p, const std::string& out_path, uint64_t seed = 1234);
+
 }  // namespace sdpal::coreml
