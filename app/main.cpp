@@ -13,8 +13,12 @@ namespace sdpal::app {
 int run_convert(int argc, char** argv);  // cmd_convert.cpp
 int run_quality(int argc, char** argv);  // cmd_quality.cpp
 
+// $SDPAL_MODEL, else the bundled demo model (models/sdpal-shapes-64, demo/README.md) once it is in
+// the tree, else the tiny random test fixture.
 std::string default_model_path() {
   if (const char* env = std::getenv("SDPAL_MODEL"); env && *env) return env;
+  const std::string demo = std::string(SDPAL_SOURCE_DIR) + "/models/sdpal-shapes-64";
+  if (std::filesystem::is_regular_file(demo + "/model_index.json")) return demo;
   return std::string(SDPAL_SOURCE_DIR) + "/tests/fixtures/tiny-sd-v1";
 }
 
