@@ -21,6 +21,7 @@
 #include "core/precision.h"
 #include "io/tensor_file.h"
 #include "kernels/cpu/conv2d.h"
+#include "kernels/cpu/dnnl_context.h"
 #include "kernels/cpu/linear.h"
 #include "kernel_test_util.h"
 
@@ -83,6 +84,17 @@ bool bit_equal(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
 }
 
+// Every per-call decode: the re-packed stream with the fast (where the CPU has it) and the portable
+// kernel, and the legacy decode + reorder. Kernels keep the mode they were planned with.
+std::vector<cpu::dnnl_util::PalettizedDecode> decode_modes() {
+  using M = cpu::dnnl_util::PalettizedDecode;
+  return {M::kAuto, M::kPortable, M::kLegacy};
+}
+struct DecodeMode {
+  explicit DecodeMode(cpu::dnnl_util::PalettizedDecode m) { cpu::dnnl_util::set_palettized_decode(m); }
+  ~DecodeMode() { cpu::dnnl_util::set_palettized_decode(cpu::dnnl_util::PalettizedDecode::kAuto); }
+};
+
 std::vector<Precision> precisions() {
   std::vector<Precision> p{Precision::F32};
   if (cpu_has_bf16()) p.push_back(Precision::BF16);
@@ -101,26 +113,47 @@ TEST(PalettizedTensorView, ToF32Decodes) {
 }
 
 TEST(PalettizedLinear, MatchesDenseBitExact) {
-  for (Precision prec : precisions()) {
-    for (bool per_channel : {false, true}) {
-      for (int nbits : {6, 4}) {
-        const int64_t n = 96, k = 200;
-        PackedWeight w("lin.weight", {n, k, 1, 1}, nbits, 7 + nbits, per_channel);
-        Tensor dense = to_f32(w.view);
-        Tensor bias = Tensor::from_data({n}, random_vec(size_t(n), 3).data());
-        TensorView bv = dense_view(bias, "lin.bias");
-        cpu::Linear packed(w.view, &bv, prec);
-        cpu::Linear ref(dense_view(dense, "lin.weight"), &bv, prec);
-        EXPECT_EQ(packed.weight_bytes(), w.view.nbytes);  // resident: the packed bytes only
-        EXPECT_GE(ref.weight_bytes(), size_t(n * k) * (prec == Precision::F32 ? 4 : 2));
-        for (int64_t m : {1, 77, 256}) {
-          Tensor x = Tensor::from_data({m, k}, random_vec(size_t(m * k), 11 + m).data());
-          Tensor r = Tensor::from_data({m, n}, random_vec(size_t(m * n), 12 + m).data());
-          EXPECT_TRUE(bit_equal(packed.run(x), ref.run(x))) << "m=" << m << " nbits=" << nbits;
-          EXPECT_TRUE(bit_equal(packed.run(x, &r), ref.run(x, &r))) << "residual m=" << m;
+  for (auto mode : decode_modes()) {
+    DecodeMode dm(mode);
+    for (Precision prec : precisions()) {
+      for (bool per_channel : {false, true}) {
+        for (int nbits : {6, 4, 8}) {
+          // 200 x 96: a layout padded to whole blocks (oneDNN pads K to 208/224 and N to 128).
+          const int64_t n = 96, k = 200;
+          PackedWeight w("lin.weight", {n, k, 1, 1}, nbits, 7 + nbits, per_channel);
+          Tensor dense = to_f32(w.view);
+          Tensor bias = Tensor::from_data({n}, random_vec(size_t(n), 3).data());
+          TensorView bv = dense_view(bias, "lin.bias");
+          cpu::Linear packed(w.view, &bv, prec);
+          cpu::Linear ref(dense_view(dense, "lin.weight"), &bv, prec);
+          // Resident: packed indices (re-packed over the padded layout) + the table, no float copy.
+          EXPECT_GE(packed.weight_bytes(), w.view.nbytes);
+          EXPECT_LE(packed.weight_bytes(), size_t(224 * 128 * nbits / 8) + w.view.palettized->lut_nbytes);
+          if (per_channel || mode == cpu::dnnl_util::PalettizedDecode::kLegacy) {
+            EXPECT_EQ(packed.weight_bytes(), w.view.nbytes);  // the source bytes only
+          } else {
+            EXPECT_GT(packed.weight_bytes(), w.view.nbytes);  // re-packed over the padded layout
+          }
+          EXPECT_GE(ref.weight_bytes(), size_t(n * k) * (prec == Precision::F32 ? 4 : 2));
+          for (int64_t m : {1, 77, 256}) {
+            Tensor x = Tensor::from_data({m, k}, random_vec(size_t(m * k), 11 + m).data());
+            Tensor r = Tensor::from_data({m, n}, random_vec(size_t(m * n), 12 + m).data());
+            EXPECT_TRUE(bit_equal(packed.run(x), ref.run(x))) << "m=" << m << " nbits=" << nbits;
+            EXPECT_TRUE(bit_equal(packed.run(x, &r), ref.run(x, &r))) << "residual m=" << m;
+          }
         }
       }
     }
+  }
+}
+
+TEST(PalettizedLinear, UnpaddedLayoutKeepsThePackedSize) {
+  // 320 x 1024 (an SD attention k projection): whole blocks, so the re-packed stream is exactly
+  // the source's size, made at construction.
+  PackedWeight w("to_k.weight", {320, 1024}, 6, 3);
+  for (Precision prec : precisions()) {
+    cpu::Linear lin(w.view, nullptr, prec);
+    EXPECT_EQ(lin.weight_bytes(), size_t(320 * 1024 * 6 / 8 + 64 * 2));
   }
 }
 
@@ -147,20 +180,29 @@ TEST(PalettizedConv2d, MatchesDenseBitExact) {
     int stride, pad;
     int64_t h, w;
   };
-  for (Precision prec : precisions()) {
-    for (const Case& c : {Case{32, 24, 3, 1, 1, 12, 10}, Case{16, 32, 3, 2, 1, 9, 9}, Case{40, 16, 1, 1, 0, 8, 8}}) {
-      PackedWeight w("conv.weight", {c.o, c.i, c.k, c.k}, 6, uint32_t(c.o + c.i), c.o == 16);
-      Tensor dense = to_f32(w.view);
-      Tensor bias = Tensor::from_data({c.o}, random_vec(size_t(c.o), 4).data());
-      TensorView bv = dense_view(bias, "conv.bias");
-      cpu::Conv2d packed(w.view, &bv, c.stride, c.pad, prec);
-      cpu::Conv2d ref(dense_view(dense, "conv.weight"), &bv, c.stride, c.pad, prec);
-      Tensor x = Tensor::from_data({2, c.h, c.w, c.i}, random_vec(size_t(2 * c.h * c.w * c.i), 9).data());
-      Tensor y = ref.run(x);
-      EXPECT_TRUE(bit_equal(packed.run(x), y)) << c.o << "x" << c.i << "x" << c.k;
-      Tensor r = Tensor::from_data(y.shape(), random_vec(size_t(y.numel()), 10).data());
-      EXPECT_TRUE(bit_equal(packed.run(x, &r), ref.run(x, &r)));
-      EXPECT_EQ(packed.weight_bytes(), w.view.nbytes);
+  for (auto mode : decode_modes()) {
+    DecodeMode dm(mode);
+    for (Precision prec : precisions()) {
+      // The SD conv_in (4 -> 320) and conv_out (320 -> 4, output channels padded to a block) shapes,
+      // and small odd ones; 16 x 32 uses grouped tables (the legacy path).
+      for (const Case& c : {Case{32, 24, 3, 1, 1, 12, 10}, Case{16, 32, 3, 2, 1, 9, 9}, Case{40, 16, 1, 1, 0, 8, 8},
+                            Case{320, 4, 3, 1, 1, 8, 8}, Case{4, 320, 3, 1, 1, 8, 8}, Case{72, 40, 1, 1, 0, 5, 7}}) {
+        PackedWeight w("conv.weight", {c.o, c.i, c.k, c.k}, 6, uint32_t(c.o + c.i), c.o == 16);
+        Tensor dense = to_f32(w.view);
+        Tensor bias = Tensor::from_data({c.o}, random_vec(size_t(c.o), 4).data());
+        TensorView bv = dense_view(bias, "conv.bias");
+        cpu::Conv2d packed(w.view, &bv, c.stride, c.pad, prec);
+        cpu::Conv2d ref(dense_view(dense, "conv.weight"), &bv, c.stride, c.pad, prec);
+        EXPECT_EQ(packed.weight_bytes(), w.view.nbytes);  // before the first run: the source bytes
+        Tensor x = Tensor::from_data({2, c.h, c.w, c.i}, random_vec(size_t(2 * c.h * c.w * c.i), 9).data());
+        Tensor y = ref.run(x);
+        EXPECT_TRUE(bit_equal(packed.run(x), y)) << c.o << "x" << c.i << "x" << c.k << " mode " << int(mode);
+        Tensor r = Tensor::from_data(y.shape(), random_vec(size_t(y.numel()), 10).data());
+        EXPECT_TRUE(bit_equal(packed.run(x, &r), ref.run(x, &r))) << c.o << "x" << c.i << " residual";
+        EXPECT_TRUE(bit_equal(packed.run(x), y)) << "second run";
+        // Packed per prepared layout: far below the dense copies of the same layouts.
+        EXPECT_LT(packed.weight_bytes(), ref.weight_bytes() / 2 + w.view.palettized->lut_nbytes);
+      }
     }
   }
 }

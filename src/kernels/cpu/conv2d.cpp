@@ -26,8 +26,8 @@ struct Plan {
   dnnl::convolution_forward prim;
   memory::desc src_md, dst_md, scratch_md;
   memory weights;  // dense source: the prepared weights; palettized: unset (decoded per call)
-  memory::desc weights_md, unpack_scratch_md;
-  dnnl::reorder unpack;  // palettized source: decoded fp32 oihw -> weights_md
+  memory::desc weights_md;
+  std::shared_ptr<const du::PackedLayout> packed;  // palettized source: prepared for weights_md
   ResidualMode mode = ResidualMode::kNone;
 };
 
@@ -48,7 +48,7 @@ struct Conv2d::Impl {
   mutable Tensor plain;
   mutable du::PreparedWeights weights;
   mutable bool prepared = false;
-  du::PackedWeights packed;  // set for a palettized source: kept packed, decoded at each run
+  mutable du::PackedWeights packed;  // set for a palettized source: kept packed, decoded at each run
   std::string weight_name;
   mutable std::map<std::array<int64_t, 4>, Plan> plans;
 
@@ -88,7 +88,7 @@ struct Conv2d::Impl {
     p.weights_md = pd.weights_desc();
     p.mode = mode;
     if (packed) {
-      p.unpack = packed.make_unpack(plain_f32_md(), p.weights_md, &p.unpack_scratch_md);
+      p.packed = packed.prepare(plain_f32_md(), p.weights_md);  // re-packed for this layout once
       return;
     }
     if (!prepared) {
@@ -228,9 +228,7 @@ void Conv2d::run(const float* x, int64_t n, int64_t h, int64_t w, float* out, co
     f32_to_bf16_parallel(x, xs, count);
     src = xs;
   }
-  memory wts = im.packed ? im.packed.decode(p.unpack, im.plain_f32_md(), p.weights_md, p.unpack_scratch_md,
-                                             im.name() + " '" + im.weight_name + "'")
-                         : p.weights;
+  memory wts = im.packed ? im.packed.decode(*p.packed, im.name() + " '" + im.weight_name + "'") : p.weights;
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, du::wrap(p.src_md, src)},
                                        {DNNL_ARG_WEIGHTS, wts},
                                        {DNNL_ARG_DST, du::wrap(p.dst_md, out)}};

@@ -5,9 +5,9 @@
 // to bf16 on the way in (one parallel pass into per-thread scratch), fp32 accumulation, bias and
 // residual added in fp32, fp32 NHWC output; oneDNN runs it on AMX-BF16. The interface stays fp32
 // in both modes. BF16 on a CPU without native bf16 is a kUnsupported error.
-// A palettized weight (TensorView::palettized) stays packed, as in cpu::Linear: decoded at each run
-// into per-thread scratch and reordered into the layout a dense source would get (equal results);
-// weight_bytes() is the packed size.
+// A palettized weight (TensorView::palettized) stays packed, as in cpu::Linear: re-packed in the
+// blocked layout's order at the first run, then decoded at each run straight into per-thread scratch
+// in that layout (equal results to a dense source); weight_bytes() is the packed size.
 #pragma once
 #include <cstdint>
 #include <memory>

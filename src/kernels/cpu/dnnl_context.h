@@ -4,6 +4,7 @@
 #pragma once
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -55,31 +56,66 @@ class PreparedWeights {
   std::vector<dnnl::memory> copies_;
 };
 
+// How a palettized weight is decoded per call (process-wide; read when a layout is prepared, so a
+// kernel keeps the mode it was planned with). The default comes from the environment variable
+// SDPAL_PALETTIZED_DECODE ("auto", "portable" or "legacy"), else kAuto.
+//   kAuto:     indices re-packed in the primitive's layout order at load, decoded straight into
+//              its buffer (fp32 or bf16) with the AVX-512 VBMI kernel where the CPU has it.
+//   kPortable: the same re-packed stream, decoded by the portable loop (for tests and timing).
+//   kLegacy:   the old per-call path, decode to plain fp32 + a oneDNN reorder (for tests, timing).
+enum class PalettizedDecode { kAuto, kPortable, kLegacy };
+void set_palettized_decode(PalettizedDecode mode);
+PalettizedDecode palettized_decode();
+
+// A palettized weight prepared for one primitive weight layout.
+struct PackedLayout {
+  dnnl::memory::desc layout;
+  // Re-packed path: the indices in the layout's physical order (padding positions hold index 0 and
+  // are zeroed after the decode), at the source's bit width; empty when the legacy path is used.
+  std::vector<uint8_t> stream;
+  int64_t elements = 0;  // physical elements of `layout` (padding included)
+  struct PadRuns {       // `count` runs of `len` padding elements at start + c * stride
+    int64_t start = 0, len = 0, stride = 0, count = 0;
+  };
+  std::vector<PadRuns> padding;
+  bool portable = false;  // decode with the portable loop even where the AVX-512 kernel runs
+  // Legacy path (grouped or vector tables, layouts that are not plain blocked, kLegacy): decoded
+  // fp32 in plain_md's order, then reordered.
+  std::string legacy_reason;  // empty for the re-packed path
+  dnnl::memory::desc plain_md, unpack_scratch_md;
+  dnnl::reorder unpack;
+  bool repacked() const { return legacy_reason.empty(); }
+};
+
 // A palettized weight kept packed (indices + LUT in the mapped file, kept alive by `owner`): no
-// float copy is resident. Each call decodes the whole layer into this thread's fp32 scratch
-// (row-major over the dense shape, i.e. `plain_md`'s order) and reorders it into the layout the
-// primitive wants (fp32 or bf16, a second per-thread scratch buffer), so the primitive and its
-// weights are exactly what a dense source would have prepared.
+// float copy is resident. prepare() builds, once per primitive weight layout, a copy of the indices
+// permuted into that layout's order (same bit width, so about the packed size; the permutation is
+// not kept); decode() then runs one table-lookup pass straight into this thread's buffer in the
+// layout's data type. Grouped or vector tables and unusual layouts use the legacy path instead:
+// decode the whole layer into fp32 scratch (row-major over the dense shape) and reorder it. Either
+// way the primitive and its weights are exactly what a dense source would have prepared.
 class PackedWeights {
  public:
   PackedWeights() = default;
   PackedWeights(std::shared_ptr<const PalettizedView> view, std::shared_ptr<const void> owner);
   explicit operator bool() const { return view_ != nullptr; }
   const PalettizedView& view() const { return *view_; }
-  // The reorder from the decoded fp32 plain layout into `layout`; build once per plan.
-  dnnl::reorder make_unpack(const dnnl::memory::desc& plain_f32_md, const dnnl::memory::desc& layout,
-                            dnnl::memory::desc* scratch_md) const;
-  // Decodes and reorders into this thread's buffer; the memory is valid until this thread's next
-  // decode (any layer). `what` names the layer in errors.
-  dnnl::memory decode(const dnnl::reorder& unpack, const dnnl::memory::desc& plain_f32_md,
-                      const dnnl::memory::desc& layout, const dnnl::memory::desc& scratch_md,
-                      const std::string& what) const;
-  // Resident bytes: packed indices + LUT.
-  size_t bytes() const { return view_ ? view_->indices_nbytes + view_->lut_nbytes : 0; }
+  // The prepared form for `layout` (fp32 or bf16, as the primitive wants); plain_f32_md describes
+  // the dense (row-major) order of the view's elements in the primitive's dims, e.g. oihw, or
+  // {K, N} tag::ba for a torch [N, K] Linear weight. Made once per layout and kept. Not thread-safe:
+  // callers hold their own lock while building plans.
+  std::shared_ptr<const PackedLayout> prepare(const dnnl::memory::desc& plain_f32_md, const dnnl::memory::desc& layout);
+  // Decodes into this thread's buffer; the memory is valid until this thread's next decode (any
+  // layer). `what` names the layer in errors.
+  dnnl::memory decode(const PackedLayout& prepared, const std::string& what) const;
+  // Resident bytes: the re-packed indices of every prepared layout + the LUT (+ the source indices
+  // while no layout is prepared or one uses the legacy path).
+  size_t bytes() const;
 
  private:
   std::shared_ptr<const PalettizedView> view_;
   std::shared_ptr<const void> owner_;
+  std::vector<std::shared_ptr<const PackedLayout>> layouts_;
 };
 
 // Decodes all of `v` (row-major) into out, on all threads.

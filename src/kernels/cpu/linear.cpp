@@ -28,8 +28,8 @@ struct Plan {
   dnnl::matmul prim;
   memory::desc src_md, dst_md, residual_md, scratch_md;
   memory weights;  // dense source: the prepared weights; palettized: unset (decoded per call)
-  memory::desc weights_md, unpack_scratch_md;
-  dnnl::reorder unpack;  // palettized source: decoded fp32 [N, K] -> weights_md
+  memory::desc weights_md;
+  std::shared_ptr<const du::PackedLayout> packed;  // palettized source: prepared for weights_md
   ResidualMode mode = ResidualMode::kNone;
 };
 
@@ -43,7 +43,7 @@ struct Linear::Impl {
   memory bias;
   mutable std::mutex mu;
   mutable du::PreparedWeights weights;
-  du::PackedWeights packed;  // set for a palettized source: kept packed, decoded at each run
+  mutable du::PackedWeights packed;  // set for a palettized source: kept packed, decoded at each run
   std::string name;
   mutable std::map<std::pair<int64_t, int>, Plan> plans;
 
@@ -88,7 +88,7 @@ struct Linear::Impl {
     p.scratch_md = pd.scratchpad_desc();
     p.weights_md = pd.weights_desc();
     if (packed)
-      p.unpack = packed.make_unpack(plain_md(), p.weights_md, &p.unpack_scratch_md);
+      p.packed = packed.prepare(plain_md(), p.weights_md);
     else
       p.weights = weights.get(pd.weights_desc());
   }
@@ -127,11 +127,15 @@ Linear::Linear(const TensorView& weight, const TensorView* bias, Precision preci
       std::memcpy(impl_->bias.get_data_handle(), b.f32(), size_t(impl_->n) * 4);
     }
     // In bf16 mode the reorder also rounds the weights to bf16 (nearest even).
-    if (impl_->packed) return;  // no resident float copy: decoded per call
     memory::desc plain = impl_->plain_md();
     auto pd = impl_->make_pd(kRepresentativeM, ResidualMode::kNone,
                              memory::desc({impl_->k, impl_->n}, impl_->act_dt, tag::any));
-    impl_->weights = du::PreparedWeights(plain, w.f32(), pd.weights_desc());
+    // Palettized: no resident float copy; the indices are re-packed in the layout's order now (at
+    // load) and decoded per call.
+    if (impl_->packed)
+      impl_->packed.prepare(plain, pd.weights_desc());
+    else
+      impl_->weights = du::PreparedWeights(plain, w.f32(), pd.weights_desc());
   } catch (const dnnl::error& e) {
     du::rethrow(e, "preparing Linear weight '" + weight.name + "'");
   }
@@ -186,9 +190,7 @@ void Linear::execute(const void* src, int64_t m, float* y, const float* residual
   const Plan& p = im.plan(m, mode);
   if (mode == ResidualMode::kBinary && p.mode == ResidualMode::kSum)
     std::memcpy(y, residual, size_t(m * im.n) * 4);
-  memory w = im.packed ? im.packed.decode(p.unpack, im.plain_md(), p.weights_md, p.unpack_scratch_md,
-                                           "Linear '" + im.name + "'")
-                       : p.weights;
+  memory w = im.packed ? im.packed.decode(*p.packed, "Linear '" + im.name + "'") : p.weights;
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, du::wrap(p.src_md, src)},
                                        {DNNL_ARG_WEIGHTS, w},
                                        {DNNL_ARG_DST, du::wrap(p.dst_md, y)}};

@@ -22,10 +22,12 @@ class Linear {
  public:
   // weight: [N, K] (or [N, K, 1, 1], as 1x1 convs store it); bias: [N] or nullptr. Any float dtype
   // (F32, F16, BF16, F64): converted here, so the views need not outlive the constructor.
-  // A palettized weight (weight.palettized set) stays packed: the kernel keeps the view and its
-  // `owner` (no float copy), and each run() decodes it into per-thread scratch and reorders it into
-  // the same layout a dense source gets, so results equal the dense path on the decoded weights.
-  // weight_bytes() is then the packed size. Without an owner the caller keeps the bytes alive.
+  // A palettized weight (weight.palettized set) stays packed: its indices are re-packed once, at the
+  // same bit width, in the order of the blocked layout oneDNN picked (palettized_decode.h), and each
+  // run() decodes them with the LUT straight into per-thread scratch in that layout (AVX-512 VBMI
+  // where present), so results equal the dense path on the decoded weights. Grouped LUTs and
+  // layouts that cannot be re-packed decode to plain fp32 and reorder. weight_bytes() is then the
+  // packed size (a little more where oneDNN pads). Without an owner the caller keeps the bytes alive.
   // precision F32: weights kept in fp32, fp32 math. BF16: weights kept in bf16 (half the memory),
   // x rounded to bf16 on the way in (a parallel conversion pass into per-thread scratch), fp32
   // accumulation, bias and residual added in fp32, y fp32; oneDNN runs it on AMX-BF16 (or
