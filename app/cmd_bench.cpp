@@ -56,13 +56,15 @@ Timing measure(const std::string& name, int runs, F&& fn) {
 
 int run_bench(int argc, char** argv) {
   Args a(argc, argv, 2, {"--model", "--width", "--height", "--runs", "--threads", "--torch", "--json", "--check-unet", "--precision"},
-         {"--help", "--no-torch"}, {{"-m", "--model"}, {"-W", "--width"}, {"-H", "--height"}, {"-t", "--threads"}});
+         {"--help", "--no-torch", "--torch-bf16"}, {{"-m", "--model"}, {"-W", "--width"}, {"-H", "--height"}, {"-t", "--threads"}});
   if (a.flag("--help")) {
     std::cout << R"(usage: sdpal bench [-m MODEL] [-W 512] [-H 512] [--runs 3] [-t THREADS] [--torch PYTHON | --no-torch]
                    [--json OUT] [--check-unet DUMP.safetensors] [--precision f32|bf16|auto (default auto)]
+                   [--torch-bf16]
   Times text encoder (batch 2), one CFG UNet step (batch 2), VAE decode and safety checker (batch 1):
   median of --runs after a warm-up, achieved GFLOP/s, peak RSS. With --torch (default python3), runs
-  bench/pytorch_reference.py on the same model and thread count and prints the ratio.
+  bench/pytorch_reference.py on the same model and thread count and prints the ratio (--torch-bf16:
+  PyTorch under bf16 autocast instead of fp32).
   --check-unet FILE: PyTorch dumps one UNet evaluation (inputs and output) to FILE and sdpal checks
   its own evaluation of the same inputs against it (tolerance 1e-4 relative to the output's scale);
   with --no-torch, FILE must already exist.
@@ -121,6 +123,7 @@ int run_bench(int argc, char** argv) {
                       " --width " + std::to_string(width) + " --runs " + std::to_string(runs) + " --json " + out;
     // The reference also dumps one UNet evaluation for --check-unet to compare against.
     if (a.has("--check-unet")) cmd += " --dump-unet '" + a.str("--check-unet") + "'";
+    if (a.flag("--torch-bf16")) cmd += " --bf16";  // PyTorch under torch.autocast("cpu", bfloat16)
     cmd += " 1>&2";
     std::cerr << "running PyTorch: " << cmd << "\n";
     if (std::system(cmd.c_str()) == 0) {

@@ -1,5 +1,7 @@
 #include "io/mapped_file.h"
 
+#include "core/mapped_pages.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -41,10 +43,14 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   if (p == MAP_FAILED) fail(ErrorCode::kIo, "cannot map '" + path + "': " + std::strerror(e));
   map_ = p;
   data_ = static_cast<const uint8_t*>(p);
+  register_file_mapping(map_, size_);
 }
 
 MappedFile::~MappedFile() {
-  if (map_) ::munmap(map_, size_);
+  if (map_) {
+    unregister_file_mapping(map_);
+    ::munmap(map_, size_);
+  }
 }
 
 }  // namespace sdpal

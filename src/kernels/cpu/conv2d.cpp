@@ -1,5 +1,7 @@
 #include "kernels/cpu/conv2d.h"
 
+#include "core/mapped_pages.h"
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -163,6 +165,7 @@ Conv2d::Conv2d(const TensorView& weight, const TensorView* bias, int stride, Pad
     im.prepared = true;  // nothing to prepare: decoded at each run
   } else {
     im.plain = to_f32(weight);
+    release_mapped_pages(weight.data, weight.nbytes);  // the kernel keeps its own copy (core/mapped_pages.h)
   }
   if (precision == Precision::BF16 && !im.packed) {
     Tensor b16 = Tensor::empty(im.plain.shape(), DType::BF16);

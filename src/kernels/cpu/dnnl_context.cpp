@@ -1,5 +1,7 @@
 #include "kernels/cpu/dnnl_context.h"
 
+#include "core/mapped_pages.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -330,6 +332,9 @@ std::shared_ptr<const PackedLayout> PackedWeights::prepare(const dnnl::memory::d
     dnnl::reorder::primitive_desc pd(engine(), plain_f32_md, engine(), layout, base_attr());
     l->unpack_scratch_md = pd.scratchpad_desc();
     l->unpack = dnnl::reorder(pd);
+  } else {
+    // The re-packed copy is what runs read from now on: give back the mapped source's pages.
+    release_mapped_pages(view_->indices, view_->indices_nbytes);
   }
   layouts_.push_back(l);
   return l;

@@ -1,5 +1,7 @@
 #include "kernels/cpu/linear.h"
 
+#include "core/mapped_pages.h"
+
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -116,6 +118,8 @@ Linear::Linear(const TensorView& weight, const TensorView* bias, Precision preci
     impl_->packed = du::PackedWeights(weight.palettized, weight.owner);
   }
   Tensor w = weight.palettized ? Tensor() : to_f32(weight);
+  // The kernel keeps its own copy from here on (core/mapped_pages.h).
+  if (!weight.palettized) release_mapped_pages(weight.data, weight.nbytes);
   try {
     if (bias) {
       check(bias->numel() == impl_->n, ErrorCode::kInvalidArgument,
