@@ -51,15 +51,6 @@ std::vector<float> lut_as_f32(const PalettizedView& v, int64_t n) {
   return t;
 }
 
-// One n-bit index at position i; never reads past nbytes.
-inline uint32_t index_at(const uint8_t* p, size_t nbytes, int nbits, int64_t i) {
-  const uint64_t bit = uint64_t(i) * uint64_t(nbits);
-  const size_t byte = size_t(bit >> 3);
-  const unsigned shift = unsigned(bit & 7);
-  uint32_t w = p[byte];
-  if (shift + unsigned(nbits) > 8 && byte + 1 < nbytes) w |= uint32_t(p[byte + 1]) << 8;
-  return (w >> shift) & ((1u << nbits) - 1u);
-}
 
 }  // namespace
 
@@ -126,7 +117,7 @@ void unpack_indices(const uint8_t* p, size_t nbytes, int nbits, int64_t first, i
   // Unaligned head, one index at a time until a whole-byte group starts.
   const int per_group = nbits == 3 ? 8 : nbits == 6 ? 4 : 8 / std::max(1, nbits);
   while (i < count && (first + i) % per_group != 0) {
-    out[i] = uint8_t(index_at(p, nbytes, nbits, first + i));
+    out[i] = uint8_t(palettized_index_at(p, nbytes, nbits, first + i));
     ++i;
   }
   const uint8_t* q = p + size_t(uint64_t(first + i) * uint64_t(nbits) / 8);
@@ -169,7 +160,7 @@ void unpack_indices(const uint8_t* p, size_t nbytes, int nbits, int64_t first, i
       fail(ErrorCode::kInternal, "unpack_indices: bad width " + std::to_string(nbits));
   }
   i += groups * per_group;
-  for (; i < count; ++i) out[i] = uint8_t(index_at(p, nbytes, nbits, first + i));
+  for (; i < count; ++i) out[i] = uint8_t(palettized_index_at(p, nbytes, nbits, first + i));
 }
 
 void decode_palettized(const PalettizedView& v, int64_t begin, int64_t end, float* out) {
@@ -190,7 +181,7 @@ void decode_palettized(const PalettizedView& v, int64_t begin, int64_t end, floa
     const float* t = table.data();
     if (v.nbits == 6) {  // fused unpack + lookup, 4 indices per 3 bytes (SD's weights)
       int64_t e = begin;
-      for (; e < end && e % 4 != 0; ++e) out[e - begin] = t[index_at(v.indices, v.indices_nbytes, 6, e)];
+      for (; e < end && e % 4 != 0; ++e) out[e - begin] = t[palettized_index_at(v.indices, v.indices_nbytes, 6, e)];
       const int64_t groups = (end - e) / 4;
       float* o = out + (e - begin);
       const uint8_t* q = v.indices + size_t(e / 4 * 3);
@@ -201,7 +192,7 @@ void decode_palettized(const PalettizedView& v, int64_t begin, int64_t end, floa
         o[4 * g + 2] = t[(w >> 12) & 63];
         o[4 * g + 3] = t[(w >> 18) & 63];
       }
-      for (e += groups * 4; e < end; ++e) out[e - begin] = t[index_at(v.indices, v.indices_nbytes, 6, e)];
+      for (e += groups * 4; e < end; ++e) out[e - begin] = t[palettized_index_at(v.indices, v.indices_nbytes, 6, e)];
       return;
     }
     for (int64_t e = begin; e < end; e += kChunk) {
@@ -261,7 +252,7 @@ void decode_palettized(const PalettizedView& v, int64_t begin, int64_t end, floa
       for (int64_t j = j0; j < j1; ++j) {
         const int64_t ij = vec_last ? j / vs : j;
         const int64_t vv = vec_last ? j % vs : vrow;
-        const int64_t idx = index_at(v.indices, v.indices_nbytes, v.nbits, ibase + ij);
+        const int64_t idx = palettized_index_at(v.indices, v.indices_nbytes, v.nbits, ibase + ij);
         const int64_t g = gbase + ij / block[rank - 1];
         o[j - j0] = table[size_t((g * palette + idx) * vs + vv)];
       }

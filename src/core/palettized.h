@@ -52,6 +52,17 @@ void validate_palettized(const PalettizedView& v);
 // Validates the view first; throws Error(kInvalidArgument) for a bad range.
 void decode_palettized(const PalettizedView& v, int64_t begin, int64_t end, float* out);
 
+// The n-bit index at position i of an LSB-first packed stream of nbytes bytes (1 <= nbits <= 8); never
+// reads past nbytes.
+inline uint32_t palettized_index_at(const uint8_t* p, size_t nbytes, int nbits, int64_t i) {
+  const uint64_t bit = uint64_t(i) * uint64_t(nbits);
+  const size_t byte = size_t(bit >> 3);
+  const unsigned shift = unsigned(bit & 7);
+  uint32_t w = p[byte];
+  if (shift + unsigned(nbits) > 8 && byte + 1 < nbytes) w |= uint32_t(p[byte + 1]) << 8;
+  return (w >> shift) & ((1u << nbits) - 1u);
+}
+
 // Unpacks `count` n-bit indices starting at index `first` of an LSB-first packed stream of
 // `nbytes` bytes into out (one byte each). The caller guarantees the range lies in the stream.
 void unpack_indices(const uint8_t* packed, size_t nbytes, int nbits, int64_t first, int64_t count,

@@ -15,16 +15,6 @@ namespace sdpal::cpu::palettized {
 
 namespace {
 
-// One n-bit index at position i; never reads past nbytes.
-inline uint32_t index_at(const uint8_t* p, size_t nbytes, int nbits, int64_t i) {
-  const uint64_t bit = uint64_t(i) * uint64_t(nbits);
-  const size_t byte = size_t(bit >> 3);
-  const unsigned shift = unsigned(bit & 7);
-  uint32_t w = p[byte];
-  if (shift + unsigned(nbits) > 8 && byte + 1 < nbytes) w |= uint32_t(p[byte + 1]) << 8;
-  return (w >> shift) & ((1u << nbits) - 1u);
-}
-
 bool cpu_has_vbmi() {
   unsigned a, b, c, d;
   if (__get_cpuid_max(0, nullptr) < 7) return false;
@@ -35,7 +25,7 @@ bool cpu_has_vbmi() {
 template <int NB, typename T>
 void decode_portable_t(const uint8_t* p, size_t nbytes, int64_t first, int64_t count, const T* t, T* out) {
   int64_t i = 0;
-  for (; i < count && (first + i) % 8 != 0; ++i) out[i] = t[index_at(p, nbytes, NB, first + i)];
+  for (; i < count && (first + i) % 8 != 0; ++i) out[i] = t[palettized_index_at(p, nbytes, NB, first + i)];
   // Whole groups of 8 indices: NB bytes each.
   constexpr uint64_t mask = (1u << NB) - 1u;
   const int64_t groups = (count - i) / 8;
@@ -46,7 +36,7 @@ void decode_portable_t(const uint8_t* p, size_t nbytes, int64_t first, int64_t c
     std::memcpy(&w, q, NB);  // little-endian: index j at bits [j*NB, ...)
     for (int j = 0; j < 8; ++j) o[j] = t[(w >> (j * NB)) & mask];
   }
-  for (i += groups * 8; i < count; ++i) out[i] = t[index_at(p, nbytes, NB, first + i)];
+  for (i += groups * 8; i < count; ++i) out[i] = t[palettized_index_at(p, nbytes, NB, first + i)];
 }
 
 template <typename T>
