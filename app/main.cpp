@@ -33,7 +33,7 @@ commands:
   inspect    list a model's components, dtypes, parameter counts and bytes
   tokenize   print CLIP token ids of prompts
   bench      time each component at a size, against PyTorch on the same weights
-  convert    a diffusers folder -> one sdpal .safetensors file, optionally palettized (4/6/8-bit)
+  convert    a diffusers folder or checkpoint -> one sdpal .safetensors file, optionally palettized
   quality    per-layer weight SNR and end-to-end image PSNR of a palettized file vs its source
 
 exit codes:

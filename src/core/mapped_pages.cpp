@@ -11,14 +11,16 @@ namespace sdpal {
 
 namespace {
 
+// Never destroyed: mappings held by other static objects are unregistered during exit, after
+// function-local statics of this file would already be gone.
 std::mutex& mu() {
-  static std::mutex m;
-  return m;
+  static std::mutex* m = new std::mutex;
+  return *m;
 }
 
 std::map<uintptr_t, size_t>& mappings() {  // begin -> size
-  static std::map<uintptr_t, size_t> m;
-  return m;
+  static auto* m = new std::map<uintptr_t, size_t>;
+  return *m;
 }
 
 }  // namespace
