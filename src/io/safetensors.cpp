@@ -176,6 +176,7 @@ std::unique_ptr<TensorFile> open_safetensors(const std::string& path) {
                                    std::to_string(end - begin));
     v.nbytes = size_t(nbytes);
     v.data = base + data_start + begin;
+    v.owner = file;  // a holder of the view keeps the mapping alive (e.g. an embedding table read per call)
     ranges.push_back({begin, end, views.size()});
     views.push_back(std::move(v));
   }

@@ -8,6 +8,7 @@
 #include "model/clip_encoder_layers.h"
 #include "model/model_config.h"
 #include "model/networks.h"
+#include "io/tensor_file.h"
 
 namespace sdpal {
 
@@ -21,6 +22,9 @@ class ClipTextEncoder : public TextEncoderNetwork {
 
  private:
   ClipTextConfig cfg_;
+  // The token table stays in the weight file when it can (a dense view with an owner: only the rows
+  // of the prompt's tokens are read, converted per call); otherwise an fp32 copy.
+  TensorView token_view_;
   Tensor token_embedding_, position_embedding_;
   std::unique_ptr<ClipEncoder> encoder_;
   LayerNorm final_ln_;
