@@ -46,6 +46,11 @@ class TensorFile {
   virtual std::string metadata(const std::string& key) const { (void)key; return {}; }
 };
 
+// The same elements viewed with another shape of equal size (row-major order kept), palettized
+// sources included when their tables allow it (one table; or tables split along the first axis only,
+// which must then keep its length): Error(kUnsupported) otherwise.
+TensorView reshape_view(const TensorView& v, const Shape& shape);
+
 // Converts any float view (or a palettized one, decoded) to a fresh F32 tensor of the same shape.
 Tensor to_f32(const TensorView& v);
 

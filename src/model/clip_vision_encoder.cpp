@@ -11,8 +11,8 @@ ClipVisionEncoder::ClipVisionEncoder(const ClipVisionConfig& cfg, WeightBinder& 
   const int64_t d = cfg.hidden_size, p = cfg.patch_size, c = cfg.num_channels;
   const int64_t positions = (cfg.image_size / p) * (cfg.image_size / p) + 1;
   const std::string e = prefix + ".embeddings.";
-  TensorView pw = w.get(e + "patch_embedding.weight", {d, c, p, p});
-  pw.shape = {d, c * p * p};  // same bytes: the conv's (channel, row, column) order is the patch vector's
+  // Same bytes: the conv's (channel, row, column) order is the patch vector's.
+  TensorView pw = reshape_view(w.get(e + "patch_embedding.weight", {d, c, p, p}), {d, c * p * p});
   patch_embed_.emplace(pw, nullptr, w.precision());
   class_embedding_ = w.get_f32(e + "class_embedding", {d});
   position_embedding_ = w.get_f32(e + "position_embedding.weight", {positions, d});

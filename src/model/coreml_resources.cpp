@@ -38,9 +38,9 @@ std::string read_text(const coreml::ResourceTree& tree, const std::string& rel) 
   return std::string(reinterpret_cast<const char*>(b.data), b.size);
 }
 
-WeightBinder coreml_binder(const char* component, const std::shared_ptr<CoreMLWeightFile>& file, CoreMLLayout layout,
-                           Precision precision) {
-  WeightBinder w(component, {file});
+WeightBinder coreml_binder(const char* component, const std::vector<std::shared_ptr<CoreMLWeightFile>>& files,
+                           CoreMLLayout layout, Precision precision) {
+  WeightBinder w(component, std::vector<std::shared_ptr<TensorFile>>(files.begin(), files.end()));
   w.set_name_mapper(coreml_name_mapper(layout));
   w.set_precision(precision);
   return w;
@@ -87,7 +87,7 @@ std::unique_ptr<StableDiffusionModel> load_coreml_resources(const std::string& p
     if (mil) {
       model->text_encoder = std::make_unique<MilTextEncoder>(te, cfg);
     } else {
-      WeightBinder w = coreml_binder("text_encoder", wf, CoreMLLayout::kTextEncoder, opts.precision);
+      WeightBinder w = coreml_binder("text_encoder", {wf}, CoreMLLayout::kTextEncoder, opts.precision);
       w.allow_unused_prefix("causal_attention_mask");  // a buffer the native encoder computes
       model->text_encoder = std::make_unique<ClipTextEncoder>(cfg, w);
       w.finish();
@@ -111,9 +111,7 @@ std::unique_ptr<StableDiffusionModel> load_coreml_resources(const std::string& p
     if (mil) {
       model->unet = std::make_unique<MilUNet>(chunks, cfg);
     } else {
-      WeightBinder w("unet", std::vector<std::shared_ptr<TensorFile>>(files.begin(), files.end()));
-      w.set_name_mapper(coreml_name_mapper(CoreMLLayout::kUnet));
-      w.set_precision(opts.precision);
+      WeightBinder w = coreml_binder("unet", files, CoreMLLayout::kUnet, opts.precision);
       model->unet = std::make_unique<UNet>(cfg, w);
       w.finish();
     }
@@ -125,7 +123,7 @@ std::unique_ptr<StableDiffusionModel> load_coreml_resources(const std::string& p
     if (mil) {
       model->vae = std::make_unique<MilVaeDecoder>(vae, cfg);
     } else {
-      WeightBinder w = coreml_binder("vae", wf, CoreMLLayout::kVaeDecoder, opts.precision);
+      WeightBinder w = coreml_binder("vae", {wf}, CoreMLLayout::kVaeDecoder, opts.precision);
       model->vae = std::make_unique<VaeDecoder>(cfg, w);
       w.finish();
     }

@@ -141,14 +141,8 @@ void CoreMLWeightFile::index(const coreml::MilFunction& f, const coreml::WeightF
     }
     // The text encoder's position table is stored as [1, positions, width] (a broadcast operand).
     if (base == "position_embeddings" && v.shape.size() == 3 && v.shape[0] == 1 &&
-        (!v.palettized || v.palettized->lut_shape.size() == 1)) {
-      v.shape = {v.shape[1], v.shape[2]};
-      if (v.palettized) {
-        auto p = std::make_shared<PalettizedView>(*v.palettized);
-        p->shape = v.shape;
-        v.palettized = p;
-      }
-    }
+        (!v.palettized || v.palettized->lut_shape.size() == 1))
+      v = reshape_view(v, {v.shape[1], v.shape[2]});
     (v.palettized ? palettized_ : dense_)++;
     v.name = base;
     if (!index_.emplace(base, tensors_.size()).second)

@@ -371,7 +371,7 @@ std::string find_clip_vocab() {
   return {};
 }
 
-ClipTokenizer ldm_tokenizer(const LdmComponents& c, std::vector<std::string>* warnings) {
+ClipTokenizer ldm_tokenizer(const LdmComponents& c) {
   if (!c.tokenizer_dir.empty()) return ClipTokenizer::from_folder(c.tokenizer_dir);
   if (c.clip_vocab.empty()) {
     std::string tried;
@@ -383,7 +383,6 @@ ClipTokenizer ldm_tokenizer(const LdmComponents& c, std::vector<std::string>* wa
   }
   if (!fs::is_regular_file(c.clip_vocab))
     fail(ErrorCode::kIo, "SDPAL_CLIP_VOCAB names " + c.clip_vocab + ", which does not exist");
-  (void)warnings;
   // SD 2.x's tokenizer (stabilityai/stable-diffusion-2*) pads with "!" (id 0), SD 1.x's with <|endoftext|>.
   return ClipTokenizer::from_bpe_gz(c.clip_vocab, c.text_layout == "openclip" ? "!" : "");
 }
@@ -575,7 +574,7 @@ std::unique_ptr<StableDiffusionModel> load_ldm_checkpoint(const std::string& pat
   model->warnings = c.warnings;
   if (!opts.variant.empty())
     model->warnings.push_back("--variant " + opts.variant + " does not apply to a single-file checkpoint: ignored");
-  model->tokenizer = std::make_unique<ClipTokenizer>(ldm_tokenizer(c, &model->warnings));
+  model->tokenizer = std::make_unique<ClipTokenizer>(ldm_tokenizer(c));
   {
     WeightBinder w = ldm_binder(c.text_encoder, "text_encoder", opts.precision);
     model->text_encoder = std::make_unique<ClipTextEncoder>(c.text_encoder_config, w);

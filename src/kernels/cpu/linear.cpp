@@ -112,31 +112,7 @@ Linear::Linear(const TensorView& weight, const TensorView* bias, Precision preci
   impl_->act_dt = precision == Precision::BF16 ? dt::bf16 : dt::f32;
   impl_->name = weight.name;
   if (weight.palettized) {
-    std::shared_ptr<const PalettizedView> pv = weight.palettized;
-    // A weight viewed as a matrix (e.g. a patch-embedding conv [N, C, kh, kw] as [N, C*kh*kw]): the
-    // row-major element order is the same, so the packed view is reshaped when its tables allow it
-    // (one table, or tables split along the output axis only).
-    const Shape& ps = pv->shape;
-    if (ps != s && shape_numel(ps) == shape_numel(s) && !ps.empty() && ps[0] == s[0] && pv->vector_size() == 1) {
-      const size_t k = ps.size();
-      bool reshapable = pv->lut_shape.size() == 1;
-      if (pv->lut_shape.size() == k + 2) {
-        reshapable = true;
-        for (size_t d = 1; d < k; ++d) reshapable = reshapable && pv->lut_shape[d] == 1;
-      }
-      if (reshapable) {
-        auto r = std::make_shared<PalettizedView>(*pv);
-        r->shape = s;
-        if (pv->lut_shape.size() == k + 2) {
-          r->lut_shape = {pv->lut_shape[0]};
-          for (size_t d = 1; d < s.size(); ++d) r->lut_shape.push_back(1);
-          r->lut_shape.push_back(pv->lut_shape[k]);
-          r->lut_shape.push_back(pv->lut_shape[k + 1]);
-        }
-        validate_palettized(*r);
-        pv = r;
-      }
-    }
+    const std::shared_ptr<const PalettizedView>& pv = weight.palettized;  // see reshape_view for matrix views
     check(pv->shape == s, ErrorCode::kInvalidArgument,
           "Linear weight '" + weight.name + "': palettized source has shape " + shape_str(pv->shape) +
               ", view has " + shape_str(s));
