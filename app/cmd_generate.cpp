@@ -49,6 +49,10 @@ const char* kGenerateHelp = R"(usage: sdpal generate [-m MODEL] -p PROMPT [optio
                          AVX512-BF16/AMX, about 3x faster with half the weight memory; f32 elsewhere.
                          f32 reproduces diffusers' fp32 images within float tolerance)
       --variant NAME     load *.NAME.safetensors weights first (e.g. fp16)
+      --memory MODE      low | high: low (default) prepares each network when its stage starts and gives
+                         its weights back when the stage ends (text encoder, UNet, VAE, safety checker in
+                         turn; Apple's reduceMemory), so the peak is the largest stage, not their sum;
+                         high prepares all of them at load
       --quiet            no progress bar
 )";
 
@@ -92,7 +96,8 @@ std::string a1111_sampler_name(const std::string& cls, bool karras) {
 int run_generate(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--model", "--prompt", "--negative", "--steps", "--cfg", "--seed", "--sampler", "--eta", "--width",
-          "--height", "--batch", "--output", "--threads", "--randn-path", "--precision", "--variant", "--rng", "--executor", "--config"},
+          "--height", "--batch", "--output", "--threads", "--randn-path", "--precision", "--variant", "--rng", "--executor", "--config",
+          "--memory"},
          {"--karras", "--no-safety-checker", "--quiet", "--help"},
          {{"-m", "--model"}, {"-p", "--prompt"}, {"-n", "--negative"}, {"-W", "--width"}, {"-H", "--height"},
           {"-o", "--output"}, {"-t", "--threads"}, {"-h", "--help"}});
@@ -127,6 +132,8 @@ int run_generate(int argc, char** argv) {
   }
   const std::string executor = a.str("--executor", "native");
   check(executor == "native" || executor == "mil", ErrorCode::kInvalidArgument, "--executor must be native or mil");
+  const std::string memory = a.str("--memory", "low");
+  check(memory == "low" || memory == "high", ErrorCode::kInvalidArgument, "--memory must be low or high");
   const std::string out = a.str("--output", "sdpal.png");
   check(!out.empty(), ErrorCode::kInvalidArgument, "--output must not be empty");
   set_num_threads(int(a.integer("--threads", 0, 0, 1024)));
@@ -145,6 +152,7 @@ int run_generate(int argc, char** argv) {
   lo.variant = a.str("--variant");
   lo.executor = executor == "mil" ? Executor::kMil : Executor::kNative;
   lo.config_dir = a.str("--config");
+  lo.reduce_memory = memory == "low";
   auto t0 = std::chrono::steady_clock::now();
   auto model = load_model(model_path, lo);
   validate_params(*model, p);

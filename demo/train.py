@@ -70,7 +70,7 @@ CONFIGS = {
         vae_steps=6000, vae_batch=16, vae_crop=32, vae_full_steps=1000, vae_full_batch=8, vae_lr=5e-4,
         vae_warmup=200, vae_kl_weight=1e-6,
         unet_steps=16000, unet_batch=64, unet_lr=5e-4, text_lr=2.5e-4, unet_warmup=500, ema_decay=0.9995,
-        cfg_drop=0.1, min_snr_gamma=5.0, bf16=False,
+        cfg_drop=0.1, min_snr_gamma=5.0, snr_floor=1.0, bf16=False,
     ),
 }
 # The smoke configuration: the same networks, a few steps (checks the whole path end to end).
@@ -199,7 +199,7 @@ def vae_loss(vae, x, g, kl_weight, bf16):
     return l1 + mse + kl_weight * kl, dict(l1=l1.item(), mse=mse.item(), kl=kl.item())
 
 
-def unet_loss(unet, text_encoder, z0, ids, g, acp, gamma, bf16):
+def unet_loss(unet, text_encoder, z0, ids, g, acp, gamma, bf16, floor=0.0):
     b = z0.shape[0]
     t = torch.randint(0, len(acp), (b,), generator=g)
     noise = torch.randn(z0.shape, generator=g)
@@ -209,7 +209,13 @@ def unet_loss(unet, text_encoder, z0, ids, g, acp, gamma, bf16):
         enc = text_encoder(ids)[0]
         pred = unet(zt, t, enc).sample.float()
     snr = acp[t] / (1 - acp[t])
-    w = torch.clamp(snr, max=gamma) / snr if gamma > 0 else torch.ones_like(snr)  # min-SNR-gamma (eps)
+    # The eps loss is snr * |x0 error|^2: nearly nothing at high noise, where the layout (where the shape
+    # goes) is decided. Weighting it to clamp(snr, floor, gamma) * |x0 error|^2 -- min-SNR-gamma above,
+    # truncated SNR (Salimans & Ho) below -- makes those steps count; floor 0 is plain min-SNR-gamma.
+    if gamma > 0:
+        w = torch.clamp(snr, min=floor, max=gamma) / snr if floor > 0 else torch.clamp(snr, max=gamma) / snr
+    else:
+        w = torch.ones_like(snr)
     per = ((pred - noise) ** 2).mean(dim=(1, 2, 3))
     return (w * per).mean(), per.mean().item()
 
@@ -359,7 +365,8 @@ def train_unet(a, cfg, run, ds, lat, scale, text_encoder, unet, state):
         warm = min(1.0, (step + 1) / max(1, cfg["unet_warmup"]))
         opt.param_groups[0]["lr"] = cfg["unet_lr"] * warm
         opt.param_groups[1]["lr"] = cfg["text_lr"] * warm
-        loss, raw = unet_loss(unet, text_encoder, z0, ids, g, acp, cfg["min_snr_gamma"], cfg["bf16"])
+        loss, raw = unet_loss(unet, text_encoder, z0, ids, g, acp, cfg["min_snr_gamma"], cfg["bf16"],
+                              cfg.get("snr_floor", 0.0))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(all_params, 1.0)
@@ -408,7 +415,7 @@ says so on stderr).
 Training: seed {seed}; VAE {vae_steps} steps (batch {vae_batch} of {vae_crop}x{vae_crop} crops, then the last
 {vae_full_steps} on whole pictures, batch {vae_full_batch}; L1 + MSE + KL {vae_kl_weight}); latent scaling
 factor {scale:.5f} (1 / std of the latents); UNet and text encoder together {unet_steps} steps (batch
-{unet_batch}, AdamW lr {unet_lr} / {text_lr}, min-SNR-{gamma} weighting, {cfg_drop_pct}% empty prompts for
+{unet_batch}, AdamW lr {unet_lr} / {text_lr}, x0-error weight clamp(snr, {floor}, {gamma}), {cfg_drop_pct}% empty prompts for
 classifier-free guidance, EMA {ema}). Exported EMA weights, {dtype}.
 Held-out (never drawn in training) combinations, for testing generalization: colors x shapes {held_cs};
 shapes x positions {held_sp}.
@@ -466,7 +473,7 @@ def export(cfg, state, out, dtype="fp16", vae_state=None):
     with open(os.path.join(tmp, "README.md"), "w") as f:
         f.write(MODEL_CARD.format(
             arch=arch, size=size, latent=cfg["unet"]["sample_size"], seed=cfg["seed"], scale=state["scaling_factor"],
-            gamma=cfg["min_snr_gamma"], cfg_drop_pct=round(100 * cfg["cfg_drop"]), ema=cfg["ema_decay"],
+            gamma=cfg["min_snr_gamma"], floor=cfg.get("snr_floor", 0.0), cfg_drop_pct=round(100 * cfg["cfg_drop"]), ema=cfg["ema_decay"],
             dtype="fp16 safetensors" if dtype == "fp16" else "fp32 safetensors",
             held_cs=", ".join(f"{c} {s}" for c, s in md.HELD_OUT_COLOR_SHAPE),
             held_sp=", ".join(f"{s} {p}" for s, p in md.HELD_OUT_SHAPE_POSITION),

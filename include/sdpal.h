@@ -79,6 +79,8 @@ typedef struct sdpal_model_options {
   int precision;             /* an sdpal_precision value; default SDPAL_PRECISION_F32 (int: any value is safe to pass) */
   int safety_checker;        /* load the safety checker when the model has one (default 1) */
   const char* variant;       /* NULL: plain weight files; "fp16": *.fp16.safetensors first */
+  int reduce_memory;         /* 1: prepare each network when its stage starts and give its weights back when the
+                                stage ends (peak memory of one stage; slower per image); default 0 */
 } sdpal_model_options;
 
 void sdpal_default_model_options(sdpal_model_options* o);

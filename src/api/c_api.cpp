@@ -68,6 +68,7 @@ void sdpal_default_model_options(sdpal_model_options* o) {
   std::memset(o, 0, sizeof(*o));
   o->precision = SDPAL_PRECISION_F32;
   o->safety_checker = 1;
+  o->reduce_memory = 0;
 }
 
 sdpal_status sdpal_model_open_ex(const char* path, const sdpal_model_options* options, sdpal_model** out) {
@@ -83,6 +84,7 @@ sdpal_status sdpal_model_open_ex(const char* path, const sdpal_model_options* op
         sdpal::fail(sdpal::ErrorCode::kInvalidArgument, "unknown precision " + std::to_string(int(options->precision)));
     }
     lo.safety_checker = options->safety_checker != 0;
+    lo.reduce_memory = options->reduce_memory != 0;
     lo.variant = options->variant ? options->variant : "";
     sdpal::set_num_threads(options->threads);
     auto m = std::make_unique<sdpal_model>();

@@ -47,6 +47,9 @@ class Tensor {
   Tensor clone() const;
   // Rows [begin, end) of the outermost dimension, sharing storage.
   Tensor slice0(int64_t begin, int64_t end) const;
+  // True when no other tensor shares this storage, so an op may overwrite it in place (for
+  // activations only: a weight viewing a read-only mapping is never handed to such an op).
+  bool sole_owner() const { return storage_ && storage_.use_count() == 1; }
 
  private:
   Shape shape_;

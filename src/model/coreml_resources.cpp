@@ -7,6 +7,7 @@
 #include "model/coreml_configs.h"
 #include "model/coreml_mil_networks.h"
 #include "model/coreml_weights.h"
+#include "model/lazy_networks.h"
 #include "model/weight_binder.h"
 
 namespace sdpal {
@@ -80,18 +81,25 @@ std::unique_ptr<StableDiffusionModel> load_coreml_resources(const std::string& p
   };
   const bool mil = opts.executor == Executor::kMil;
 
+  // Each network's builder; run now, or on first use when reduce_memory (model/lazy_networks.h).
+  // The programs stay parsed (their weights stay in the mapped weight.bin); only what the native
+  // modules or the interpreter prepare from them is built and given back.
+  model->reduce_memory = opts.reduce_memory;
+  const bool lazy = opts.reduce_memory;
+  const Precision precision = opts.precision;
   {
     auto te = load(*r.text_encoder);
-    auto wf = CoreMLWeightFile::open(te);
+    std::shared_ptr<CoreMLWeightFile> wf = CoreMLWeightFile::open(te);
     const ClipTextConfig cfg = clip_text_config_from_coreml(*wf, te->program.main());
-    if (mil) {
-      model->text_encoder = std::make_unique<MilTextEncoder>(te, cfg);
-    } else {
-      WeightBinder w = coreml_binder("text_encoder", {wf}, CoreMLLayout::kTextEncoder, opts.precision);
-      w.allow_unused_prefix("causal_attention_mask");  // a buffer the native encoder computes
-      model->text_encoder = std::make_unique<ClipTextEncoder>(cfg, w);
-      w.finish();
-    }
+    model->text_encoder = make_network<LazyTextEncoder, TextEncoderNetwork>(
+        lazy, cfg, [te, wf, cfg, mil, precision]() -> std::unique_ptr<TextEncoderNetwork> {
+          if (mil) return std::make_unique<MilTextEncoder>(te, cfg);
+          WeightBinder w = coreml_binder("text_encoder", {wf}, CoreMLLayout::kTextEncoder, precision);
+          w.allow_unused_prefix("causal_attention_mask");  // a buffer the native encoder computes
+          auto net = std::make_unique<ClipTextEncoder>(cfg, w);
+          w.finish();
+          return net;
+        });
   }
   {
     std::vector<std::shared_ptr<const CoreMLModel>> chunks;
@@ -108,25 +116,27 @@ std::unique_ptr<StableDiffusionModel> load_coreml_resources(const std::string& p
       mains.push_back(&c->program.main());
     }
     const UNetConfig cfg = unet_config_from_coreml(file_ptrs, mains);
-    if (mil) {
-      model->unet = std::make_unique<MilUNet>(chunks, cfg);
-    } else {
-      WeightBinder w = coreml_binder("unet", files, CoreMLLayout::kUnet, opts.precision);
-      model->unet = std::make_unique<UNet>(cfg, w);
-      w.finish();
-    }
+    model->unet = make_network<LazyUNet, UNetNetwork>(
+        lazy, cfg, [chunks, files, cfg, mil, precision]() -> std::unique_ptr<UNetNetwork> {
+          if (mil) return std::make_unique<MilUNet>(chunks, cfg);
+          WeightBinder w = coreml_binder("unet", files, CoreMLLayout::kUnet, precision);
+          auto net = std::make_unique<UNet>(cfg, w);
+          w.finish();
+          return net;
+        });
   }
   {
     auto vae = load(*r.vae_decoder);
-    auto wf = CoreMLWeightFile::open(vae);
+    std::shared_ptr<CoreMLWeightFile> wf = CoreMLWeightFile::open(vae);
     const VaeConfig cfg = vae_decoder_config_from_coreml(*wf);
-    if (mil) {
-      model->vae = std::make_unique<MilVaeDecoder>(vae, cfg);
-    } else {
-      WeightBinder w = coreml_binder("vae", {wf}, CoreMLLayout::kVaeDecoder, opts.precision);
-      model->vae = std::make_unique<VaeDecoder>(cfg, w);
-      w.finish();
-    }
+    model->vae = make_network<LazyVaeDecoder, VaeDecoderNetwork>(
+        lazy, cfg, [vae, wf, cfg, mil, precision]() -> std::unique_ptr<VaeDecoderNetwork> {
+          if (mil) return std::make_unique<MilVaeDecoder>(vae, cfg);
+          WeightBinder w = coreml_binder("vae", {wf}, CoreMLLayout::kVaeDecoder, precision);
+          auto net = std::make_unique<VaeDecoder>(cfg, w);
+          w.finish();
+          return net;
+        });
   }
   check(model->text_encoder->config().hidden_size == model->unet->config().cross_attention_dim, ErrorCode::kModel,
           path + ": text encoder width does not match the UNet's cross-attention width");

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "model/coreml_resources.h"
+#include "model/lazy_networks.h"
 #include "model/ldm_checkpoint.h"
 #include "model/sdpal_model.h"
 #include "model/model_config.h"
@@ -79,26 +80,45 @@ std::unique_ptr<StableDiffusionModel> load_diffusers_folder(const std::string& p
   if (model->name.empty()) model->name = fs::path(path).parent_path().filename().string();
 
   model->tokenizer = std::make_unique<ClipTokenizer>(ClipTokenizer::from_folder(path + "/tokenizer"));
+  // Each network's builder; run now, or on first use when reduce_memory (model/lazy_networks.h).
+  model->reduce_memory = opts.reduce_memory;
+  const bool lazy = opts.reduce_memory;
+  for (const char* comp : {"text_encoder", "unet", "vae"})
+    for (const std::string& f : find_component_weights(path + "/" + comp, opts.variant)) model->weight_files.push_back(f);
+  auto bind = [path, opts](const std::string& comp) {
+    std::vector<std::string> files;
+    return open_component(path, comp, opts.variant, files, opts.precision);
+  };
   {
     std::string cfg = path + "/text_encoder/config.json";
     ClipTextConfig c = parse_clip_text_config(read_json_file(cfg), cfg);
-    WeightBinder w = open_component(path, "text_encoder", opts.variant, model->weight_files, opts.precision);
-    model->text_encoder = std::make_unique<ClipTextEncoder>(c, w);
-    w.finish();
+    model->text_encoder = make_network<LazyTextEncoder, TextEncoderNetwork>(
+        lazy, c, [c, bind]() -> std::unique_ptr<TextEncoderNetwork> {
+          WeightBinder w = bind("text_encoder");
+          auto net = std::make_unique<ClipTextEncoder>(c, w);
+          w.finish();
+          return net;
+        });
   }
   {
     std::string cfg = path + "/unet/config.json";
     UNetConfig c = parse_unet_config(read_json_file(cfg), cfg);
-    WeightBinder w = open_component(path, "unet", opts.variant, model->weight_files, opts.precision);
-    model->unet = std::make_unique<UNet>(c, w);
-    w.finish();
+    model->unet = make_network<LazyUNet, UNetNetwork>(lazy, c, [c, bind]() -> std::unique_ptr<UNetNetwork> {
+      WeightBinder w = bind("unet");
+      auto net = std::make_unique<UNet>(c, w);
+      w.finish();
+      return net;
+    });
   }
   {
     std::string cfg = path + "/vae/config.json";
     VaeConfig c = parse_vae_config(read_json_file(cfg), cfg);
-    WeightBinder w = open_component(path, "vae", opts.variant, model->weight_files, opts.precision);
-    model->vae = std::make_unique<VaeDecoder>(c, w);
-    w.finish();
+    model->vae = make_network<LazyVaeDecoder, VaeDecoderNetwork>(lazy, c, [c, bind]() -> std::unique_ptr<VaeDecoderNetwork> {
+      WeightBinder w = bind("vae");
+      auto net = std::make_unique<VaeDecoder>(c, w);
+      w.finish();
+      return net;
+    });
   }
   check(model->text_encoder->config().hidden_size == model->unet->config().cross_attention_dim, ErrorCode::kModel,
         path + ": text encoder width does not match the UNet's cross_attention_dim");
@@ -110,9 +130,15 @@ std::unique_ptr<StableDiffusionModel> load_diffusers_folder(const std::string& p
   if (opts.safety_checker && has_checker) {
     std::string cfg = path + "/safety_checker/config.json";
     ClipVisionConfig c = parse_clip_vision_config(read_json_file(cfg), cfg);
-    WeightBinder w = open_component(path, "safety_checker", opts.variant, model->weight_files, opts.precision);
-    model->safety_checker = std::make_unique<SafetyChecker>(c, w);
-    w.finish();
+    for (const std::string& f : find_component_weights(path + "/safety_checker", opts.variant))
+      model->weight_files.push_back(f);
+    model->safety_checker = make_network<LazySafetyChecker, SafetyCheckerNetwork>(
+        lazy, c, [c, bind]() -> std::unique_ptr<SafetyCheckerNetwork> {
+          WeightBinder w = bind("safety_checker");
+          auto net = std::make_unique<SafetyChecker>(c, w);
+          w.finish();
+          return net;
+        });
     std::string fe = path + "/feature_extractor/preprocessor_config.json";
     model->feature_extractor = parse_preprocessor_config(read_json_file(fe));
   }

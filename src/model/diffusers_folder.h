@@ -32,6 +32,10 @@ struct LoadOptions {
   // Original single-file checkpoints: a folder of diffusers config.json files per component
   // (unet/, text_encoder/, vae/, scheduler/, tokenizer/) for what the tensors' shapes cannot tell.
   std::string config_dir;
+  // Prepare each network when it first runs and give its weights back when its stage is over
+  // (model/lazy_networks.h): peak memory of one stage instead of all of them. Load errors in a
+  // network's weights then surface when it first runs.
+  bool reduce_memory = false;
 };
 
 struct StableDiffusionModel {
@@ -40,7 +44,7 @@ struct StableDiffusionModel {
   std::unique_ptr<TextEncoderNetwork> text_encoder;
   std::unique_ptr<UNetNetwork> unet;
   std::unique_ptr<VaeDecoderNetwork> vae;
-  std::unique_ptr<SafetyChecker> safety_checker;  // null when absent or disabled
+  std::unique_ptr<SafetyCheckerNetwork> safety_checker;  // null when absent or disabled
   PreprocessConfig feature_extractor;
   nlohmann::json scheduler_config;
   std::vector<std::string> weight_files;  // every file mapped, for inspect and hashing
@@ -48,6 +52,7 @@ struct StableDiffusionModel {
   std::string format = "diffusers";  // "diffusers", "coreml", "ldm" (original single-file checkpoint)
   NoiseSource default_noise = NoiseSource::kTorch;
   std::vector<std::string> warnings;  // things the loader could not honour, for the user
+  bool reduce_memory = false;         // networks are lazy: the pipeline releases each after its stage
   int vae_scale_factor() const { return vae->config().scale_factor(); }
   int default_size() const { return unet->config().sample_size * vae_scale_factor(); }
 };

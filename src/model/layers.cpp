@@ -44,6 +44,14 @@ GroupNorm GroupNorm::bind(WeightBinder& w, const std::string& prefix, int64_t ch
   return g;
 }
 
+Tensor GroupNorm::run_in_place(Tensor x, bool silu) const {
+  if (!x.sole_owner() || x.dtype() != DType::F32) return run(x, silu);
+  int64_t c = x.dim(-1), n = x.dim(0);
+  check(c == gamma.numel(), ErrorCode::kInternal, "group_norm: channel mismatch");
+  cpu::group_norm(x.f32(), x.f32(), n, x.numel() / (n * c), c, groups, gamma.f32(), beta.f32(), eps, silu);
+  return x;
+}
+
 Tensor GroupNorm::run(const Tensor& x, bool silu) const {
   int64_t c = x.dim(-1), n = x.dim(0);
   check(c == gamma.numel(), ErrorCode::kInternal, "group_norm: channel mismatch");
@@ -111,8 +119,11 @@ ResnetBlock::ResnetBlock(WeightBinder& w, const std::string& prefix, int64_t in,
   if (in != out) shortcut_.emplace(bind_conv(w, prefix + ".conv_shortcut", in, out, 1, 1, 0));
 }
 
-Tensor ResnetBlock::forward(const Tensor& x, const Tensor* temb_act) const {
-  Tensor h = norm1_.run(x, true);
+Tensor ResnetBlock::forward(Tensor x, const Tensor* temb_act) const {
+  // Order chosen for memory: the shortcut first, so that x (when nothing else holds it) can be
+  // normalized in place; the second conv adds the residual into the residual's own storage.
+  Tensor shortcut = shortcut_ ? shortcut_->run(x) : Tensor();
+  Tensor h = shortcut_ ? norm1_.run_in_place(std::move(x), true) : norm1_.run(x, true);
   h = conv1_->run(h);
   if (time_proj_) {
     check(temb_act != nullptr, ErrorCode::kInternal, "resnet: missing time embedding");
@@ -128,8 +139,12 @@ Tensor ResnetBlock::forward(const Tensor& x, const Tensor* temb_act) const {
       }
     }, 256);
   }
-  h = norm2_.run(h, true);
-  Tensor shortcut = shortcut_ ? shortcut_->run(x) : x;
+  h = norm2_.run_in_place(std::move(h), true);
+  if (!shortcut_) shortcut = std::move(x);
+  if (shortcut.sole_owner()) {  // y = conv2(h) + shortcut, accumulated into shortcut
+    conv2_->run(h.f32(), h.dim(0), h.dim(1), h.dim(2), shortcut.f32(), shortcut.f32());
+    return shortcut;
+  }
   return conv2_->run(h, &shortcut);
 }
 

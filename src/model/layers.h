@@ -25,6 +25,8 @@ struct GroupNorm {
   static GroupNorm bind(WeightBinder& w, const std::string& prefix, int64_t channels, int64_t groups, float eps);
   // x: [N, H, W, C] or [N, S, C]; returns a new tensor.
   Tensor run(const Tensor& x, bool silu) const;
+  // The same, written over x when nothing else shares its storage (else into a new tensor).
+  Tensor run_in_place(Tensor x, bool silu) const;
 };
 
 struct LayerNorm {
@@ -60,8 +62,10 @@ class ResnetBlock {
   ResnetBlock() = default;
   ResnetBlock(WeightBinder& w, const std::string& prefix, int64_t in, int64_t out, int64_t temb_channels,
               int64_t groups, float eps);
-  // x: [N, H, W, in]; temb_act: silu(time embedding) [N, temb_channels] or nullptr.
-  Tensor forward(const Tensor& x, const Tensor* temb_act) const;
+  // x: [N, H, W, in]; temb_act: silu(time embedding) [N, temb_channels] or nullptr. Pass x with
+  // std::move when the caller is done with it: its storage is then reused (no extra full-size
+  // tensor at the VAE's 512x512 blocks).
+  Tensor forward(Tensor x, const Tensor* temb_act) const;
   int64_t out_channels() const { return out_; }
 
  private:

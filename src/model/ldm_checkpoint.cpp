@@ -15,6 +15,7 @@
 #include "io/pickle_checkpoint.h"
 #include "io/safetensors.h"
 #include "io/zip_archive.h"
+#include "model/lazy_networks.h"
 #include "model/ldm_names.h"
 #include "model/weight_binder.h"
 
@@ -575,25 +576,36 @@ std::unique_ptr<StableDiffusionModel> load_ldm_checkpoint(const std::string& pat
   if (!opts.variant.empty())
     model->warnings.push_back("--variant " + opts.variant + " does not apply to a single-file checkpoint: ignored");
   model->tokenizer = std::make_unique<ClipTokenizer>(ldm_tokenizer(c));
-  {
-    WeightBinder w = ldm_binder(c.text_encoder, "text_encoder", opts.precision);
-    model->text_encoder = std::make_unique<ClipTextEncoder>(c.text_encoder_config, w);
-    w.finish();
-  }
-  {
-    WeightBinder w = ldm_binder(c.unet, "unet", opts.precision);
-    model->unet = std::make_unique<UNet>(c.unet_config, w);
-    w.finish();
-  }
-  {
-    WeightBinder w = ldm_binder(c.vae, "vae", opts.precision);
-    model->vae = std::make_unique<VaeDecoder>(c.vae_config, w);
-    // The decoder leaves "encoder." / "quant_conv." unused; this binder indexes them by checkpoint key.
-    w.allow_unused_prefix(std::string(kLdmVaePrefix) + "encoder.");
-    w.allow_unused_prefix(std::string(kLdmVaePrefix) + "quant_conv.");
-    w.finish();
-  }
-  model->scheduler_config = c.scheduler_json;
+  // Each network's builder; run now, or on first use when reduce_memory (model/lazy_networks.h).
+  model->reduce_memory = opts.reduce_memory;
+  const bool lazy = opts.reduce_memory;
+  const Precision precision = opts.precision;
+  auto shared = std::make_shared<const LdmComponents>(std::move(c));
+  model->text_encoder = make_network<LazyTextEncoder, TextEncoderNetwork>(
+      lazy, shared->text_encoder_config, [shared, precision]() -> std::unique_ptr<TextEncoderNetwork> {
+        WeightBinder w = ldm_binder(shared->text_encoder, "text_encoder", precision);
+        auto net = std::make_unique<ClipTextEncoder>(shared->text_encoder_config, w);
+        w.finish();
+        return net;
+      });
+  model->unet = make_network<LazyUNet, UNetNetwork>(lazy, shared->unet_config,
+                                                    [shared, precision]() -> std::unique_ptr<UNetNetwork> {
+                                                      WeightBinder w = ldm_binder(shared->unet, "unet", precision);
+                                                      auto net = std::make_unique<UNet>(shared->unet_config, w);
+                                                      w.finish();
+                                                      return net;
+                                                    });
+  model->vae = make_network<LazyVaeDecoder, VaeDecoderNetwork>(
+      lazy, shared->vae_config, [shared, precision]() -> std::unique_ptr<VaeDecoderNetwork> {
+        WeightBinder w = ldm_binder(shared->vae, "vae", precision);
+        auto net = std::make_unique<VaeDecoder>(shared->vae_config, w);
+        // The decoder leaves "encoder." / "quant_conv." unused; this binder indexes them by checkpoint key.
+        w.allow_unused_prefix(std::string(kLdmVaePrefix) + "encoder.");
+        w.allow_unused_prefix(std::string(kLdmVaePrefix) + "quant_conv.");
+        w.finish();
+        return net;
+      });
+  model->scheduler_config = shared->scheduler_json;
 
   // A safety checker only comes from the --config folder (diffusers layout).
   const fs::path sc = config_dir.empty() ? fs::path() : fs::path(config_dir) / "safety_checker";
@@ -605,10 +617,14 @@ std::unique_ptr<StableDiffusionModel> load_ldm_checkpoint(const std::string& pat
       files.push_back(std::shared_ptr<TensorFile>(open_safetensors(f)));
       model->weight_files.push_back(f);
     }
-    WeightBinder w("safety_checker", std::move(files));
-    w.set_precision(opts.precision);
-    model->safety_checker = std::make_unique<SafetyChecker>(vc, w);
-    w.finish();
+    model->safety_checker = make_network<LazySafetyChecker, SafetyCheckerNetwork>(
+        lazy, vc, [vc, files, precision]() -> std::unique_ptr<SafetyCheckerNetwork> {
+          WeightBinder w("safety_checker", files);
+          w.set_precision(precision);
+          auto net = std::make_unique<SafetyChecker>(vc, w);
+          w.finish();
+          return net;
+        });
     const std::string fe = (fs::path(config_dir) / "feature_extractor" / "preprocessor_config.json").string();
     model->feature_extractor = parse_preprocessor_config(read_json_file(fe));
   } else if (opts.safety_checker) {

@@ -6,21 +6,17 @@
 #include <vector>
 
 #include "model/clip_vision_encoder.h"
+#include "model/networks.h"
 
 namespace sdpal {
 
-struct SafetyResult {
-  bool nsfw = false;
-  std::vector<double> special_scores, concept_scores;  // rounded to 3 decimals, as diffusers reports them
-};
-
-class SafetyChecker {
+class SafetyChecker final : public SafetyCheckerNetwork {
  public:
   SafetyChecker(const ClipVisionConfig& cfg, WeightBinder& w);
   // pixels: the feature extractor's output [N, S, S, 3]. Returns the image embeddings [N, proj].
-  Tensor image_embeds(const Tensor& pixels) const;
-  std::vector<SafetyResult> check(const Tensor& pixels) const;
-  const ClipVisionConfig& config() const { return cfg_; }
+  Tensor image_embeds(const Tensor& pixels) const override;
+  std::vector<SafetyResult> check(const Tensor& pixels) const override;
+  const ClipVisionConfig& config() const override { return cfg_; }
 
  private:
   ClipVisionConfig cfg_;

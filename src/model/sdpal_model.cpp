@@ -1,22 +1,21 @@
 #include "model/sdpal_model.h"
 
-#include <tuple>
-
-#include "model/ldm_checkpoint.h"
-
 #include <atomic>
 #include <chrono>
-#include <mutex>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "core/error.h"
 #include "core/threads.h"
 #include "io/safetensors.h"
 #include "io/sdpal_file.h"
+#include "model/lazy_networks.h"
+#include "model/ldm_checkpoint.h"
 #include "model/model_config.h"
 #include "model/weight_binder.h"
 #include "quant/palettize.h"
@@ -113,23 +112,38 @@ std::unique_ptr<StableDiffusionModel> load_sdpal_file(const std::string& path, c
       {{f.metadata("sdpal.tokenizer.tokenizer_config"), path + " (sdpal.tokenizer.tokenizer_config)"},
        {f.metadata("sdpal.tokenizer.special_tokens_map"), path + " (sdpal.tokenizer.special_tokens_map)"}}));
   auto where = [&](const std::string& comp) { return path + " (sdpal.config." + comp + ")"; };
+  // Each network's builder; run now, or on first use when reduce_memory (model/lazy_networks.h).
+  model->reduce_memory = opts.reduce_memory;
+  const bool lazy = opts.reduce_memory;
+  const Precision precision = opts.precision;
   {
     ClipTextConfig c = parse_clip_text_config(parse_metadata_json(f, "sdpal.config.text_encoder"), where("text_encoder"));
-    WeightBinder w = bind_component(f, "text_encoder", opts.precision);
-    model->text_encoder = std::make_unique<ClipTextEncoder>(c, w);
-    w.finish();
+    model->text_encoder = make_network<LazyTextEncoder, TextEncoderNetwork>(
+        lazy, c, [c, file, precision]() -> std::unique_ptr<TextEncoderNetwork> {
+          WeightBinder w = bind_component(*file, "text_encoder", precision);
+          auto net = std::make_unique<ClipTextEncoder>(c, w);
+          w.finish();
+          return net;
+        });
   }
   {
     UNetConfig c = parse_unet_config(parse_metadata_json(f, "sdpal.config.unet"), where("unet"));
-    WeightBinder w = bind_component(f, "unet", opts.precision);
-    model->unet = std::make_unique<UNet>(c, w);
-    w.finish();
+    model->unet = make_network<LazyUNet, UNetNetwork>(lazy, c, [c, file, precision]() -> std::unique_ptr<UNetNetwork> {
+      WeightBinder w = bind_component(*file, "unet", precision);
+      auto net = std::make_unique<UNet>(c, w);
+      w.finish();
+      return net;
+    });
   }
   {
     VaeConfig c = parse_vae_config(parse_metadata_json(f, "sdpal.config.vae"), where("vae"));
-    WeightBinder w = bind_component(f, "vae", opts.precision);
-    model->vae = std::make_unique<VaeDecoder>(c, w);
-    w.finish();
+    model->vae =
+        make_network<LazyVaeDecoder, VaeDecoderNetwork>(lazy, c, [c, file, precision]() -> std::unique_ptr<VaeDecoderNetwork> {
+          WeightBinder w = bind_component(*file, "vae", precision);
+          auto net = std::make_unique<VaeDecoder>(c, w);
+          w.finish();
+          return net;
+        });
   }
   check(model->text_encoder->config().hidden_size == model->unet->config().cross_attention_dim, ErrorCode::kModel,
         path + ": text encoder width does not match the UNet's cross_attention_dim");
@@ -138,9 +152,13 @@ std::unique_ptr<StableDiffusionModel> load_sdpal_file(const std::string& path, c
   if (opts.safety_checker && f.has_component("safety_checker")) {
     ClipVisionConfig c =
         parse_clip_vision_config(parse_metadata_json(f, "sdpal.config.safety_checker"), where("safety_checker"));
-    WeightBinder w = bind_component(f, "safety_checker", opts.precision);
-    model->safety_checker = std::make_unique<SafetyChecker>(c, w);
-    w.finish();
+    model->safety_checker = make_network<LazySafetyChecker, SafetyCheckerNetwork>(
+        lazy, c, [c, file, precision]() -> std::unique_ptr<SafetyCheckerNetwork> {
+          WeightBinder w = bind_component(*file, "safety_checker", precision);
+          auto net = std::make_unique<SafetyChecker>(c, w);
+          w.finish();
+          return net;
+        });
     model->feature_extractor = parse_preprocessor_config(parse_metadata_json(f, "sdpal.feature_extractor"));
   }
   return model;

@@ -114,7 +114,7 @@ Tensor UNet::forward(const Tensor& sample, float timestep, const Tensor& context
   std::vector<Tensor> skips{x};
   for (const auto& blk : down_) {
     for (size_t j = 0; j < blk->resnets.size(); ++j) {
-      x = blk->resnets[j].forward(x, &emb);
+      x = blk->resnets[j].forward(std::move(x), &emb);
       if (!blk->attentions.empty()) x = blk->attentions[j].forward(x, context);
       skips.push_back(x);
     }
@@ -123,9 +123,9 @@ Tensor UNet::forward(const Tensor& sample, float timestep, const Tensor& context
       skips.push_back(x);
     }
   }
-  x = mid_->resnets[0].forward(x, &emb);
+  x = mid_->resnets[0].forward(std::move(x), &emb);
   x = mid_->attentions[0].forward(x, context);
-  x = mid_->resnets[1].forward(x, &emb);
+  x = mid_->resnets[1].forward(std::move(x), &emb);
   for (const auto& blk : up_) {
     for (size_t j = 0; j < blk->resnets.size(); ++j) {
       Tensor skip = std::move(skips.back());

@@ -41,17 +41,21 @@ Tensor VaeDecoder::forward(const Tensor& z) const {
         "vae: latents must be [N, h, w, " + std::to_string(cfg_.latent_channels) + "], got " + shape_str(z.shape()));
   Tensor x = post_quant_conv_->run(z);
   x = conv_in_->run(x);
-  x = mid_res0_.forward(x, nullptr);
+  x = mid_res0_.forward(std::move(x), nullptr);
   if (mid_attn_) {
     int64_t n = x.dim(0), c = x.dim(3);
     Tensor seq = mid_attn_norm_.run(x, false).reshape({n, x.dim(1) * x.dim(2), c});
     Tensor residual = x.reshape(seq.shape());
     x = mid_attn_->forward(seq, nullptr, &residual).reshape(x.shape());
   }
-  x = mid_res1_.forward(x, nullptr);
+  x = mid_res1_.forward(std::move(x), nullptr);
   for (const auto& blk : up_) {
-    for (const auto& r : blk.resnets) x = r.forward(x, nullptr);
-    if (blk.upsample_conv) x = blk.upsample_conv->run(upsample_nearest2x(x));
+    for (const auto& r : blk.resnets) x = r.forward(std::move(x), nullptr);
+    if (blk.upsample_conv) {
+      Tensor up = upsample_nearest2x(x);
+      x = Tensor();  // the low-resolution input is not needed while the full-size conv runs
+      x = blk.upsample_conv->run(up);
+    }
   }
   x = norm_out_.run(x, true);
   return conv_out_->run(x);

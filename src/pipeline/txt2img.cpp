@@ -117,6 +117,8 @@ GenerateResult txt2img(const StableDiffusionModel& model, GenerateParams p, cons
                                          : std::vector<std::string>{p.prompt});
   Tensor context = cfg ? concat_rows(repeat_rows(emb, 0, b), repeat_rows(emb, 1, b)) : repeat_rows(emb, 0, b);
   if (taps && taps->on_text_embeddings) taps->on_text_embeddings(emb);
+  // reduce_memory: each network gives its prepared weights back when its stage is over.
+  if (model.reduce_memory) model.text_encoder->release_weights();
 
   std::unique_ptr<Scheduler> sched = make_scheduler(model.scheduler_config, p.sampler);
   sched->set_timesteps(p.steps);
@@ -162,6 +164,7 @@ GenerateResult txt2img(const StableDiffusionModel& model, GenerateParams p, cons
     if (progress && !progress(i + 1, total)) fail(ErrorCode::kCancelled, "generation cancelled");
   }
 
+  if (model.reduce_memory) model.unet->release_weights();
   Tensor z = latents.clone();
   {
     const float sf = model.vae->config().scaling_factor;
@@ -176,6 +179,7 @@ GenerateResult txt2img(const StableDiffusionModel& model, GenerateParams p, cons
     std::vector<RgbImage> rgb = to_rgb8(img);
     result.images.push_back(std::move(rgb[0]));
   }
+  if (model.reduce_memory) model.vae->release_weights();
   result.nsfw.assign(size_t(b), false);
   if (p.safety_checker && model.safety_checker) {
     result.safety_checked = true;
@@ -188,6 +192,7 @@ GenerateResult txt2img(const StableDiffusionModel& model, GenerateParams p, cons
         std::fill(img.pixels.begin(), img.pixels.end(), 0);
       }
     }
+    if (model.reduce_memory) model.safety_checker->release_weights();
   }
   return result;
 }

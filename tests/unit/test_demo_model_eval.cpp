@@ -13,7 +13,8 @@
 //   SDPAL_DEMO_EVAL_IMAGES  images per prompt, one generator per prompt as diffusers does (default 2)
 //   SDPAL_DEMO_EVAL_SEEDS   seeds per prompt (default 1): seed = 1000 * k + prompt line
 //   SDPAL_DEMO_EVAL_CFG     guidance scale (default 7.5)
-//   SDPAL_DEMO_EVAL_LIMIT   only the first N prompts
+//   SDPAL_DEMO_EVAL_LIMIT   only the first N prompts: reported, not held to the bars (default: all;
+//                           8 in the sanitizer build, which checks the pipeline, not the accuracy)
 //   SDPAL_DEMO_EVAL_OUT     folder for report.json and every image (PNG)
 //   SDPAL_DEMO_EVAL_THREADS compute threads (default 1: predictable under ctest -j or on a busy machine, where
 //                           OpenMP threads waiting on each other made a 2-thread run 8x slower; 0 = all cores)
@@ -108,7 +109,15 @@ TEST(DemoModelEval, DrawsWhatThePromptSays) {
   const float cfg = std::stof(env_or("SDPAL_DEMO_EVAL_CFG", "7.5"));
   const std::string out_dir = env_or("SDPAL_DEMO_EVAL_OUT", "");
   auto prompts = read_prompts(repo_path("demo/prompts_eval.txt"));
+#if defined(__SANITIZE_ADDRESS__)
+  // The sanitizer build runs the pipeline on a few prompts for memory errors; the accuracy bars
+  // need all of them and are checked by the optimized build.
+  constexpr bool kGateAccuracy = false;
+  const size_t limit = size_t(std::stoul(env_or("SDPAL_DEMO_EVAL_LIMIT", "8")));
+#else
+  constexpr bool kGateAccuracy = true;
   const size_t limit = size_t(std::stoul(env_or("SDPAL_DEMO_EVAL_LIMIT", "0")));
+#endif
   if (limit && limit < prompts.size()) prompts.resize(limit);
   if (!out_dir.empty()) fs::create_directories(out_dir);
   set_num_threads(std::stoi(env_or("SDPAL_DEMO_EVAL_THREADS", "1")));
@@ -188,6 +197,7 @@ TEST(DemoModelEval, DrawsWhatThePromptSays) {
 
   const Tally& seen = tallies["seen"];
   ASSERT_GT(seen.n, 0);
+  if (!kGateAccuracy || limit) return;  // a subset is reported, not judged
   EXPECT_GE(seen.pct(seen.fg), 90.0) << "shape color accuracy on seen combinations";
   EXPECT_GE(seen.pct(seen.bg), 90.0) << "background color accuracy on seen combinations";
   EXPECT_GE(seen.pct(seen.pos), 80.0) << "position accuracy on seen combinations";

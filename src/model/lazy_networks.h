@@ -1,0 +1,128 @@
+// Networks prepared on first use and given back after their stage: the memory-saving mode of the
+// pipeline (LoadOptions::reduce_memory, `sdpal generate --memory low`, Apple's `reduceMemory`).
+//
+// Preparing a network (binding its weights, reordering them into the kernels' layouts) is what
+// costs memory; a text encoder that has done its work, or a UNet while the VAE decodes, need not
+// hold theirs. A lazy network keeps only its config and a builder; forward() builds the real
+// network when it is missing, release_weights() drops it. Peak memory becomes the largest stage
+// instead of the sum of all of them, at the price of preparing each network once per generation.
+// Thread-safe: a forward and a release of the same network never interleave.
+#pragma once
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <utility>
+
+#include "model/networks.h"
+
+namespace sdpal {
+
+// Hands the allocator's free memory back to the system: glibc keeps freed blocks (even large ones,
+// once its mmap threshold has grown) for reuse, so a released network would still count in RSS.
+void return_free_memory_to_os();
+
+template <class Net>
+class LazyHolder {
+ public:
+  using Builder = std::function<std::unique_ptr<Net>()>;
+  explicit LazyHolder(Builder build) : build_(std::move(build)) {}
+
+  // Runs fn(net) with the network built, holding the lock so that release() waits for it.
+  template <class Fn>
+  auto with(Fn&& fn) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!net_) net_ = build_();
+    return fn(static_cast<const Net&>(*net_));
+  }
+  void release() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!net_) return;
+    net_.reset();
+    return_free_memory_to_os();
+  }
+  bool built() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return net_ != nullptr;
+  }
+
+ private:
+  Builder build_;
+  mutable std::mutex mutex_;
+  mutable std::unique_ptr<Net> net_;
+};
+
+class LazyTextEncoder final : public TextEncoderNetwork {
+ public:
+  LazyTextEncoder(ClipTextConfig cfg, LazyHolder<TextEncoderNetwork>::Builder build)
+      : cfg_(std::move(cfg)), net_(std::move(build)) {}
+  Tensor forward(const std::vector<int32_t>& ids, int64_t batch) const override {
+    return net_.with([&](const TextEncoderNetwork& n) { return n.forward(ids, batch); });
+  }
+  const ClipTextConfig& config() const override { return cfg_; }
+  void release_weights() const override { net_.release(); }
+  bool prepared() const { return net_.built(); }
+
+ private:
+  ClipTextConfig cfg_;
+  LazyHolder<TextEncoderNetwork> net_;
+};
+
+class LazyUNet final : public UNetNetwork {
+ public:
+  LazyUNet(UNetConfig cfg, LazyHolder<UNetNetwork>::Builder build) : cfg_(std::move(cfg)), net_(std::move(build)) {}
+  Tensor forward(const Tensor& sample, float timestep, const Tensor& context) const override {
+    return net_.with([&](const UNetNetwork& n) { return n.forward(sample, timestep, context); });
+  }
+  const UNetConfig& config() const override { return cfg_; }
+  void release_weights() const override { net_.release(); }
+  bool prepared() const { return net_.built(); }
+
+ private:
+  UNetConfig cfg_;
+  LazyHolder<UNetNetwork> net_;
+};
+
+class LazyVaeDecoder final : public VaeDecoderNetwork {
+ public:
+  LazyVaeDecoder(VaeConfig cfg, LazyHolder<VaeDecoderNetwork>::Builder build)
+      : cfg_(std::move(cfg)), net_(std::move(build)) {}
+  Tensor forward(const Tensor& z) const override {
+    return net_.with([&](const VaeDecoderNetwork& n) { return n.forward(z); });
+  }
+  const VaeConfig& config() const override { return cfg_; }
+  void release_weights() const override { net_.release(); }
+  bool prepared() const { return net_.built(); }
+
+ private:
+  VaeConfig cfg_;
+  LazyHolder<VaeDecoderNetwork> net_;
+};
+
+class LazySafetyChecker final : public SafetyCheckerNetwork {
+ public:
+  LazySafetyChecker(ClipVisionConfig cfg, LazyHolder<SafetyCheckerNetwork>::Builder build)
+      : cfg_(std::move(cfg)), net_(std::move(build)) {}
+  Tensor image_embeds(const Tensor& pixels) const override {
+    return net_.with([&](const SafetyCheckerNetwork& n) { return n.image_embeds(pixels); });
+  }
+  std::vector<SafetyResult> check(const Tensor& pixels) const override {
+    return net_.with([&](const SafetyCheckerNetwork& n) { return n.check(pixels); });
+  }
+  const ClipVisionConfig& config() const override { return cfg_; }
+  void release_weights() const override { net_.release(); }
+  bool prepared() const { return net_.built(); }
+
+ private:
+  ClipVisionConfig cfg_;
+  LazyHolder<SafetyCheckerNetwork> net_;
+};
+
+// Builds now (eager) or wraps the builder (lazy). The config comes from the caller because a lazy
+// network must answer config() without building.
+template <class Lazy, class Net, class Config>
+std::unique_ptr<Net> make_network(bool lazy, const Config& cfg, std::function<std::unique_ptr<Net>()> build) {
+  if (lazy) return std::make_unique<Lazy>(cfg, std::move(build));
+  return build();
+}
+
+}  // namespace sdpal
