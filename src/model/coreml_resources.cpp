@@ -119,10 +119,7 @@ std::unique_ptr<StableDiffusionModel> load_coreml_resources(const std::string& p
     model->unet = make_network<LazyUNet, UNetNetwork>(
         lazy, cfg, [chunks, files, cfg, mil, precision]() -> std::unique_ptr<UNetNetwork> {
           if (mil) return std::make_unique<MilUNet>(chunks, cfg);
-          WeightBinder w = coreml_binder("unet", files, CoreMLLayout::kUnet, precision);
-          auto net = std::make_unique<UNet>(cfg, w);
-          w.finish();
-          return net;
+          return bind_module<UNet, UNetNetwork>(cfg, coreml_binder("unet", files, CoreMLLayout::kUnet, precision));
         });
   }
   {
@@ -132,10 +129,8 @@ std::unique_ptr<StableDiffusionModel> load_coreml_resources(const std::string& p
     model->vae = make_network<LazyVaeDecoder, VaeDecoderNetwork>(
         lazy, cfg, [vae, wf, cfg, mil, precision]() -> std::unique_ptr<VaeDecoderNetwork> {
           if (mil) return std::make_unique<MilVaeDecoder>(vae, cfg);
-          WeightBinder w = coreml_binder("vae", {wf}, CoreMLLayout::kVaeDecoder, precision);
-          auto net = std::make_unique<VaeDecoder>(cfg, w);
-          w.finish();
-          return net;
+          return bind_module<VaeDecoder, VaeDecoderNetwork>(
+              cfg, coreml_binder("vae", {wf}, CoreMLLayout::kVaeDecoder, precision));
         });
   }
   check(model->text_encoder->config().hidden_size == model->unet->config().cross_attention_dim, ErrorCode::kModel,

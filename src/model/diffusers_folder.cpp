@@ -93,31 +93,22 @@ std::unique_ptr<StableDiffusionModel> load_diffusers_folder(const std::string& p
     std::string cfg = path + "/text_encoder/config.json";
     ClipTextConfig c = parse_clip_text_config(read_json_file(cfg), cfg);
     model->text_encoder = make_network<LazyTextEncoder, TextEncoderNetwork>(
-        lazy, c, [c, bind]() -> std::unique_ptr<TextEncoderNetwork> {
-          WeightBinder w = bind("text_encoder");
-          auto net = std::make_unique<ClipTextEncoder>(c, w);
-          w.finish();
-          return net;
+        lazy, c, [c, bind]() {
+          return bind_module<ClipTextEncoder, TextEncoderNetwork>(c, bind("text_encoder"));
         });
   }
   {
     std::string cfg = path + "/unet/config.json";
     UNetConfig c = parse_unet_config(read_json_file(cfg), cfg);
-    model->unet = make_network<LazyUNet, UNetNetwork>(lazy, c, [c, bind]() -> std::unique_ptr<UNetNetwork> {
-      WeightBinder w = bind("unet");
-      auto net = std::make_unique<UNet>(c, w);
-      w.finish();
-      return net;
+    model->unet = make_network<LazyUNet, UNetNetwork>(lazy, c, [c, bind]() {
+      return bind_module<UNet, UNetNetwork>(c, bind("unet"));
     });
   }
   {
     std::string cfg = path + "/vae/config.json";
     VaeConfig c = parse_vae_config(read_json_file(cfg), cfg);
-    model->vae = make_network<LazyVaeDecoder, VaeDecoderNetwork>(lazy, c, [c, bind]() -> std::unique_ptr<VaeDecoderNetwork> {
-      WeightBinder w = bind("vae");
-      auto net = std::make_unique<VaeDecoder>(c, w);
-      w.finish();
-      return net;
+    model->vae = make_network<LazyVaeDecoder, VaeDecoderNetwork>(lazy, c, [c, bind]() {
+      return bind_module<VaeDecoder, VaeDecoderNetwork>(c, bind("vae"));
     });
   }
   check(model->text_encoder->config().hidden_size == model->unet->config().cross_attention_dim, ErrorCode::kModel,
@@ -133,11 +124,8 @@ std::unique_ptr<StableDiffusionModel> load_diffusers_folder(const std::string& p
     for (const std::string& f : find_component_weights(path + "/safety_checker", opts.variant))
       model->weight_files.push_back(f);
     model->safety_checker = make_network<LazySafetyChecker, SafetyCheckerNetwork>(
-        lazy, c, [c, bind]() -> std::unique_ptr<SafetyCheckerNetwork> {
-          WeightBinder w = bind("safety_checker");
-          auto net = std::make_unique<SafetyChecker>(c, w);
-          w.finish();
-          return net;
+        lazy, c, [c, bind]() {
+          return bind_module<SafetyChecker, SafetyCheckerNetwork>(c, bind("safety_checker"));
         });
     std::string fe = path + "/feature_extractor/preprocessor_config.json";
     model->feature_extractor = parse_preprocessor_config(read_json_file(fe));

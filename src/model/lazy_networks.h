@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "model/networks.h"
+#include "model/weight_binder.h"
 
 namespace sdpal {
 
@@ -51,71 +52,62 @@ class LazyHolder {
   mutable std::unique_ptr<Net> net_;
 };
 
-class LazyTextEncoder final : public TextEncoderNetwork {
+// What every lazy network shares: its config (answered without building) and the holder.
+template <class Net, class Config>
+class LazyNetwork : public Net {
  public:
-  LazyTextEncoder(ClipTextConfig cfg, LazyHolder<TextEncoderNetwork>::Builder build)
-      : cfg_(std::move(cfg)), net_(std::move(build)) {}
+  LazyNetwork(Config cfg, typename LazyHolder<Net>::Builder build) : cfg_(std::move(cfg)), net_(std::move(build)) {}
+  const Config& config() const override { return cfg_; }
+  void release_weights() const override { net_.release(); }
+  bool prepared() const { return net_.built(); }
+
+ protected:
+  Config cfg_;
+  LazyHolder<Net> net_;
+};
+
+class LazyTextEncoder final : public LazyNetwork<TextEncoderNetwork, ClipTextConfig> {
+ public:
+  using LazyNetwork::LazyNetwork;
   Tensor forward(const std::vector<int32_t>& ids, int64_t batch) const override {
     return net_.with([&](const TextEncoderNetwork& n) { return n.forward(ids, batch); });
   }
-  const ClipTextConfig& config() const override { return cfg_; }
-  void release_weights() const override { net_.release(); }
-  bool prepared() const { return net_.built(); }
-
- private:
-  ClipTextConfig cfg_;
-  LazyHolder<TextEncoderNetwork> net_;
 };
 
-class LazyUNet final : public UNetNetwork {
+class LazyUNet final : public LazyNetwork<UNetNetwork, UNetConfig> {
  public:
-  LazyUNet(UNetConfig cfg, LazyHolder<UNetNetwork>::Builder build) : cfg_(std::move(cfg)), net_(std::move(build)) {}
+  using LazyNetwork::LazyNetwork;
   Tensor forward(const Tensor& sample, float timestep, const Tensor& context) const override {
     return net_.with([&](const UNetNetwork& n) { return n.forward(sample, timestep, context); });
   }
-  const UNetConfig& config() const override { return cfg_; }
-  void release_weights() const override { net_.release(); }
-  bool prepared() const { return net_.built(); }
-
- private:
-  UNetConfig cfg_;
-  LazyHolder<UNetNetwork> net_;
 };
 
-class LazyVaeDecoder final : public VaeDecoderNetwork {
+class LazyVaeDecoder final : public LazyNetwork<VaeDecoderNetwork, VaeConfig> {
  public:
-  LazyVaeDecoder(VaeConfig cfg, LazyHolder<VaeDecoderNetwork>::Builder build)
-      : cfg_(std::move(cfg)), net_(std::move(build)) {}
+  using LazyNetwork::LazyNetwork;
   Tensor forward(const Tensor& z) const override {
     return net_.with([&](const VaeDecoderNetwork& n) { return n.forward(z); });
   }
-  const VaeConfig& config() const override { return cfg_; }
-  void release_weights() const override { net_.release(); }
-  bool prepared() const { return net_.built(); }
-
- private:
-  VaeConfig cfg_;
-  LazyHolder<VaeDecoderNetwork> net_;
 };
 
-class LazySafetyChecker final : public SafetyCheckerNetwork {
+class LazySafetyChecker final : public LazyNetwork<SafetyCheckerNetwork, ClipVisionConfig> {
  public:
-  LazySafetyChecker(ClipVisionConfig cfg, LazyHolder<SafetyCheckerNetwork>::Builder build)
-      : cfg_(std::move(cfg)), net_(std::move(build)) {}
+  using LazyNetwork::LazyNetwork;
   Tensor image_embeds(const Tensor& pixels) const override {
     return net_.with([&](const SafetyCheckerNetwork& n) { return n.image_embeds(pixels); });
   }
   std::vector<SafetyResult> check(const Tensor& pixels) const override {
     return net_.with([&](const SafetyCheckerNetwork& n) { return n.check(pixels); });
   }
-  const ClipVisionConfig& config() const override { return cfg_; }
-  void release_weights() const override { net_.release(); }
-  bool prepared() const { return net_.built(); }
-
- private:
-  ClipVisionConfig cfg_;
-  LazyHolder<SafetyCheckerNetwork> net_;
 };
+
+// A native module bound strictly: built from `w`, then every tensor of `w` must have been used.
+template <class Module, class Net, class Config>
+std::unique_ptr<Net> bind_module(const Config& cfg, WeightBinder w) {
+  auto net = std::make_unique<Module>(cfg, w);
+  w.finish();
+  return net;
+}
 
 // Builds now (eager) or wraps the builder (lazy). The config comes from the caller because a lazy
 // network must answer config() without building.

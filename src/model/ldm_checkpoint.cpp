@@ -582,19 +582,13 @@ std::unique_ptr<StableDiffusionModel> load_ldm_checkpoint(const std::string& pat
   const Precision precision = opts.precision;
   auto shared = std::make_shared<const LdmComponents>(std::move(c));
   model->text_encoder = make_network<LazyTextEncoder, TextEncoderNetwork>(
-      lazy, shared->text_encoder_config, [shared, precision]() -> std::unique_ptr<TextEncoderNetwork> {
-        WeightBinder w = ldm_binder(shared->text_encoder, "text_encoder", precision);
-        auto net = std::make_unique<ClipTextEncoder>(shared->text_encoder_config, w);
-        w.finish();
-        return net;
+      lazy, shared->text_encoder_config, [shared, precision]() {
+        return bind_module<ClipTextEncoder, TextEncoderNetwork>(
+            shared->text_encoder_config, ldm_binder(shared->text_encoder, "text_encoder", precision));
       });
-  model->unet = make_network<LazyUNet, UNetNetwork>(lazy, shared->unet_config,
-                                                    [shared, precision]() -> std::unique_ptr<UNetNetwork> {
-                                                      WeightBinder w = ldm_binder(shared->unet, "unet", precision);
-                                                      auto net = std::make_unique<UNet>(shared->unet_config, w);
-                                                      w.finish();
-                                                      return net;
-                                                    });
+  model->unet = make_network<LazyUNet, UNetNetwork>(lazy, shared->unet_config, [shared, precision]() {
+    return bind_module<UNet, UNetNetwork>(shared->unet_config, ldm_binder(shared->unet, "unet", precision));
+  });
   model->vae = make_network<LazyVaeDecoder, VaeDecoderNetwork>(
       lazy, shared->vae_config, [shared, precision]() -> std::unique_ptr<VaeDecoderNetwork> {
         WeightBinder w = ldm_binder(shared->vae, "vae", precision);

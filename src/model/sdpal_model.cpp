@@ -119,30 +119,21 @@ std::unique_ptr<StableDiffusionModel> load_sdpal_file(const std::string& path, c
   {
     ClipTextConfig c = parse_clip_text_config(parse_metadata_json(f, "sdpal.config.text_encoder"), where("text_encoder"));
     model->text_encoder = make_network<LazyTextEncoder, TextEncoderNetwork>(
-        lazy, c, [c, file, precision]() -> std::unique_ptr<TextEncoderNetwork> {
-          WeightBinder w = bind_component(*file, "text_encoder", precision);
-          auto net = std::make_unique<ClipTextEncoder>(c, w);
-          w.finish();
-          return net;
+        lazy, c, [c, file, precision]() {
+          return bind_module<ClipTextEncoder, TextEncoderNetwork>(c, bind_component(*file, "text_encoder", precision));
         });
   }
   {
     UNetConfig c = parse_unet_config(parse_metadata_json(f, "sdpal.config.unet"), where("unet"));
-    model->unet = make_network<LazyUNet, UNetNetwork>(lazy, c, [c, file, precision]() -> std::unique_ptr<UNetNetwork> {
-      WeightBinder w = bind_component(*file, "unet", precision);
-      auto net = std::make_unique<UNet>(c, w);
-      w.finish();
-      return net;
+    model->unet = make_network<LazyUNet, UNetNetwork>(lazy, c, [c, file, precision]() {
+      return bind_module<UNet, UNetNetwork>(c, bind_component(*file, "unet", precision));
     });
   }
   {
     VaeConfig c = parse_vae_config(parse_metadata_json(f, "sdpal.config.vae"), where("vae"));
     model->vae =
-        make_network<LazyVaeDecoder, VaeDecoderNetwork>(lazy, c, [c, file, precision]() -> std::unique_ptr<VaeDecoderNetwork> {
-          WeightBinder w = bind_component(*file, "vae", precision);
-          auto net = std::make_unique<VaeDecoder>(c, w);
-          w.finish();
-          return net;
+        make_network<LazyVaeDecoder, VaeDecoderNetwork>(lazy, c, [c, file, precision]() {
+          return bind_module<VaeDecoder, VaeDecoderNetwork>(c, bind_component(*file, "vae", precision));
         });
   }
   check(model->text_encoder->config().hidden_size == model->unet->config().cross_attention_dim, ErrorCode::kModel,
@@ -153,11 +144,8 @@ std::unique_ptr<StableDiffusionModel> load_sdpal_file(const std::string& path, c
     ClipVisionConfig c =
         parse_clip_vision_config(parse_metadata_json(f, "sdpal.config.safety_checker"), where("safety_checker"));
     model->safety_checker = make_network<LazySafetyChecker, SafetyCheckerNetwork>(
-        lazy, c, [c, file, precision]() -> std::unique_ptr<SafetyCheckerNetwork> {
-          WeightBinder w = bind_component(*file, "safety_checker", precision);
-          auto net = std::make_unique<SafetyChecker>(c, w);
-          w.finish();
-          return net;
+        lazy, c, [c, file, precision]() {
+          return bind_module<SafetyChecker, SafetyCheckerNetwork>(c, bind_component(*file, "safety_checker", precision));
         });
     model->feature_extractor = parse_preprocessor_config(parse_metadata_json(f, "sdpal.feature_extractor"));
   }
