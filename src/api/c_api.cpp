@@ -68,7 +68,6 @@ void sdpal_default_model_options(sdpal_model_options* o) {
   std::memset(o, 0, sizeof(*o));
   o->precision = SDPAL_PRECISION_F32;
   o->safety_checker = 1;
-  o->reduce_memory = 0;
 }
 
 sdpal_status sdpal_model_open_ex(const char* path, const sdpal_model_options* options, sdpal_model** out) {

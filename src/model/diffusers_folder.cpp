@@ -50,12 +50,9 @@ std::vector<std::string> find_component_weights(const std::string& dir, const st
 namespace {
 
 WeightBinder open_component(const std::string& root, const std::string& comp, const std::string& variant,
-                            std::vector<std::string>& all_files, Precision precision) {
+                            Precision precision) {
   std::vector<std::shared_ptr<TensorFile>> files;
-  for (const auto& f : find_component_weights(root + "/" + comp, variant)) {
-    files.push_back(open_safetensors(f));
-    all_files.push_back(f);
-  }
+  for (const auto& f : find_component_weights(root + "/" + comp, variant)) files.push_back(open_safetensors(f));
   WeightBinder binder(comp, std::move(files));
   binder.set_precision(precision);
   return binder;
@@ -86,8 +83,7 @@ std::unique_ptr<StableDiffusionModel> load_diffusers_folder(const std::string& p
   for (const char* comp : {"text_encoder", "unet", "vae"})
     for (const std::string& f : find_component_weights(path + "/" + comp, opts.variant)) model->weight_files.push_back(f);
   auto bind = [path, opts](const std::string& comp) {
-    std::vector<std::string> files;
-    return open_component(path, comp, opts.variant, files, opts.precision);
+    return open_component(path, comp, opts.variant, opts.precision);
   };
   {
     std::string cfg = path + "/text_encoder/config.json";

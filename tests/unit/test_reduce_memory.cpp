@@ -3,6 +3,7 @@
 // (diffusers folder, sdpal file, original checkpoint, Core ML resources with both executors), and
 // after a generation no network holds its prepared weights.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <functional>
