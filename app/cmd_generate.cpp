@@ -31,8 +31,10 @@ const char* kGenerateHelp = R"(usage: sdpal generate [-m MODEL] -p PROMPT [optio
       --steps N          denoising steps (default 50)
       --cfg X            classifier-free guidance scale (default 7.5; <= 1 disables guidance)
       --seed N           seed of the noise generator (default 0)
-      --rng NAME         torch | numpy: torch.randn as diffusers draws it, or numpy's randn as Apple's
-                         Core ML pipelines do (default: torch; numpy for Core ML resources)
+      --rng NAME         torch | numpy | cuda | nvidia: torch.randn as diffusers draws it on the CPU,
+                         numpy's randn as Apple's Core ML pipelines do, torch.randn on an NVIDIA GPU
+                         (diffusers with torch.Generator("cuda")), or Apple's `nvidia` source (the same
+                         numbers, one draw per image) (default: torch; numpy for Core ML resources)
       --executor NAME    native | mil: Core ML models run on sdpal's native modules (default) or
                          through the MIL interpreter, program by program as written
       --sampler NAME     pndm | ddim | euler | euler_a | dpmpp_2m (default: the model's own scheduler)
@@ -126,9 +128,12 @@ int run_generate(int argc, char** argv) {
   p.safety_checker = !a.flag("--no-safety-checker");
   if (a.has("--rng")) {
     const std::string rng = a.str("--rng");
-    check(rng == "torch" || rng == "numpy", ErrorCode::kInvalidArgument,
-          "--rng must be torch or numpy (Apple's 'nvidia' generator is not implemented)");
-    p.noise = rng == "numpy" ? NoiseSource::kNumpy : NoiseSource::kTorch;
+    check(rng == "torch" || rng == "numpy" || rng == "cuda" || rng == "nvidia", ErrorCode::kInvalidArgument,
+          "--rng must be torch, numpy, cuda or nvidia (got '" + rng + "')");
+    p.noise = rng == "numpy" ? NoiseSource::kNumpy
+              : rng == "cuda" ? NoiseSource::kCuda
+              : rng == "nvidia" ? NoiseSource::kNvidia
+                                : NoiseSource::kTorch;
   }
   const std::string executor = a.str("--executor", "native");
   check(executor == "native" || executor == "mil", ErrorCode::kInvalidArgument, "--executor must be native or mil");
@@ -199,7 +204,12 @@ int run_generate(int argc, char** argv) {
     if (p.batch > 1) params << ", Batch size: " << p.batch << ", Batch pos: " << i;
     if (p.sampler.eta != 0.f) params << ", Eta: " << a.str("--eta");
     if (lo.precision != Precision::F32) params << ", Precision: " << precision_name(lo.precision);
-    if (p.noise.value_or(model->default_noise) == NoiseSource::kNumpy) params << ", RNG: numpy";
+    switch (p.noise.value_or(model->default_noise)) {
+      case NoiseSource::kNumpy: params << ", RNG: numpy"; break;
+      case NoiseSource::kCuda: params << ", RNG: cuda"; break;
+      case NoiseSource::kNvidia: params << ", RNG: nvidia"; break;
+      case NoiseSource::kTorch: break;
+    }
     if (lo.executor == Executor::kMil) params << ", Executor: mil";
     params << ", Version: sdpal 0.1.0";
     std::string name = output_name(out, int(i), int(r.images.size()));

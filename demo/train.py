@@ -30,6 +30,10 @@ import time
 import numpy as np
 import torch
 
+# Where the networks run (--device). Batches and noise are always drawn on the CPU, from the step's own
+# generator, and then moved: a run on a GPU sees exactly the data and noise of the same run on the CPU.
+DEVICE = torch.device("cpu")
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "reference"))
@@ -100,7 +104,7 @@ def lr_at(step, base, warmup):
 
 
 def autocast(enabled):
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
+    return torch.autocast(DEVICE.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def atomic_torch_save(obj, path):
@@ -191,7 +195,7 @@ def alphas_cumprod():
 def vae_loss(vae, x, g, kl_weight, bf16):
     with autocast(bf16):
         post = vae.encode(x).latent_dist
-        z = post.mean + post.std * torch.randn(post.mean.shape, generator=g)
+        z = post.mean + post.std * torch.randn(post.mean.shape, generator=g).to(DEVICE)
         rec = vae.decode(z).sample.float()
     l1 = (rec - x).abs().mean()
     mse = ((rec - x) ** 2).mean()
@@ -205,10 +209,11 @@ def unet_loss(unet, text_encoder, z0, ids, g, acp, gamma, bf16, floor=0.0):
     noise = torch.randn(z0.shape, generator=g)
     a = acp[t].view(b, 1, 1, 1)
     zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
+    snr = acp[t] / (1 - acp[t])
+    zt, noise, snr, ids, t = (v.to(DEVICE) for v in (zt, noise, snr, ids, t))
     with autocast(bf16):
         enc = text_encoder(ids)[0]
         pred = unet(zt, t, enc).sample.float()
-    snr = acp[t] / (1 - acp[t])
     # The eps loss is snr * |x0 error|^2: nearly nothing at high noise, where the layout (where the shape
     # goes) is decided. Weighting it to clamp(snr, floor, gamma) * |x0 error|^2 -- min-SNR-gamma above,
     # truncated SNR (Salimans & Ho) below -- makes those steps count; floor 0 is plain min-SNR-gamma.
@@ -217,10 +222,18 @@ def unet_loss(unet, text_encoder, z0, ids, g, acp, gamma, bf16, floor=0.0):
     else:
         w = torch.ones_like(snr)
     per = ((pred - noise) ** 2).mean(dim=(1, 2, 3))
-    return (w * per).mean(), per.mean().item()
+    return (w * per).mean(), per.mean().detach()
 
 
 # ---- stages -------------------------------------------------------------------------------------
+
+def out_of_time(a):
+    """--stop-after-minutes: end the stage at a step boundary (its checkpoint is saved as usual)."""
+    return a.stop_after_minutes is not None and time.time() - START > a.stop_after_minutes * 60
+
+
+START = time.time()
+
 
 class Timer:
     def __init__(self, minutes):
@@ -242,7 +255,7 @@ def train_vae(a, cfg, run, ds, vae, state):
         step = state["step"]
     vae.train()
     timer, t0, acc = Timer(a.ckpt_minutes), time.time(), []
-    while step < cfg["vae_steps"]:
+    while step < cfg["vae_steps"] and not out_of_time(a):
         full = step >= cfg["vae_steps"] - cfg["vae_full_steps"]
         crop = 0 if full else cfg["vae_crop"]
         g = step_generator(cfg["seed"], "vae", step)
@@ -257,6 +270,7 @@ def train_vae(a, cfg, run, ds, vae, state):
             x = x.flip(3)
         if flip[1] < 0.5:
             x = x.flip(2)
+        x = x.to(DEVICE)
         for pg in opt.param_groups:
             pg["lr"] = lr_at(step, cfg["vae_lr"], cfg["vae_warmup"])
         loss, parts = vae_loss(vae, x, g, cfg["vae_kl_weight"], cfg["bf16"])
@@ -283,7 +297,7 @@ def vae_report(run, ds, vae, count=32):
     RUN/vae_recon.png: originals above, reconstructions below."""
     from PIL import Image
     x = ds.image_batch(range(min(count, ds.n)))
-    rec = vae.decode(vae.encode(x).latent_dist.mean).sample.clamp(-1, 1)
+    rec = vae.decode(vae.encode(x.to(DEVICE)).latent_dist.mean).sample.clamp(-1, 1).cpu()
     mse = ((rec - x) ** 2).mean(dim=(1, 2, 3))
     psnr = float((10 * torch.log10(4.0 / mse)).mean())
     to8 = lambda t: ((t.permute(0, 2, 3, 1).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
@@ -302,8 +316,8 @@ def encode_latents(a, cfg, run, ds, vae):
         out = None
         for i in range(0, ds.n, 256):
             x = ds.image_batch(range(i, min(ds.n, i + 256)))
-            post = vae.encode(x).latent_dist
-            m = torch.stack([post.mean, post.std], 1).half().numpy()
+            post = vae.encode(x.to(DEVICE)).latent_dist
+            m = torch.stack([post.mean, post.std], 1).half().cpu().numpy()
             if out is None:
                 out = np.lib.format.open_memmap(path + ".tmp.npy", mode="w+", dtype=np.float16,
                                                 shape=(ds.n,) + m.shape[1:])
@@ -351,7 +365,7 @@ def train_unet(a, cfg, run, ds, lat, scale, text_encoder, unet, state):
     empty = torch.from_numpy(ds.empty.astype(np.int64))
     all_params = list(unet.parameters()) + list(text_encoder.parameters())
     timer, t0, acc = Timer(a.ckpt_minutes), time.time(), []
-    while step < cfg["unet_steps"]:
+    while step < cfg["unet_steps"] and not out_of_time(a):
         g = step_generator(cfg["seed"], "unet", step)
         b = cfg["unet_batch"]
         idx = torch.randint(0, ds.n, (b,), generator=g)
@@ -375,9 +389,9 @@ def train_unet(a, cfg, run, ds, lat, scale, text_encoder, unet, state):
         decay = min(cfg["ema_decay"], (1 + step) / (10 + step))
         ema_update(ema_unet, list(unet.parameters()), decay)
         ema_update(ema_text, list(text_encoder.parameters()), decay)
-        acc.append([loss.item(), raw])
-        if step % a.log_every == 0 or step == cfg["unet_steps"]:
-            mm = np.mean(acc, axis=0)
+        acc.append(torch.stack([loss.detach(), raw]))  # no .item() per step: a GPU keeps running ahead
+        if step % a.log_every == 0 or step == cfg["unet_steps"] or out_of_time(a):
+            mm = torch.stack(acc).mean(0).tolist()
             log(run, stage="unet", step=step, loss=float(mm[0]), mse=float(mm[1]),
                 s_per_it=(time.time() - t0) / len(acc))
             acc, t0 = [], time.time()
@@ -489,17 +503,23 @@ def export(cfg, state, out, dtype="fp16", vae_state=None):
 def load_for_export(run):
     ck = latest_checkpoint(run)
     assert ck and os.path.basename(ck).startswith("3-unet"), f"no UNet checkpoint in {run}/ckpt"
-    state = torch.load(ck, weights_only=False)
+    state = torch.load(ck, weights_only=False, map_location="cpu")
     vae_ck = os.path.join(run, "vae_final.pt")
-    return state, torch.load(vae_ck, weights_only=False)["vae"]
+    return state, torch.load(vae_ck, weights_only=False, map_location="cpu")["vae"]
 
 
 # ---- commands -----------------------------------------------------------------------------------
 
 def cmd_run(a):
     sys.path.insert(0, HERE)
+    global DEVICE
+    DEVICE = torch.device(a.device)
     torch.set_num_threads(a.threads)
-    torch.use_deterministic_algorithms(True)
+    # CUDA has no deterministic kernel for some backward ops (nearest upsampling): warn there, don't fail.
+    if DEVICE.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=DEVICE.type != "cpu")
+    torch.backends.cudnn.benchmark = DEVICE.type == "cuda"
     run = a.work
     cfg_path = os.path.join(run, "config.json")
     if a.resume and os.path.exists(cfg_path):
@@ -526,20 +546,23 @@ def cmd_run(a):
     data = a.data or cfg["data"]
     tokenizer = build_tokenizer(os.path.join(run, "tokenizer"))
     ds = Dataset(data, run, tokenizer)
-    vae, text_encoder, unet = make_models(cfg, cfg["seed"])
+    vae, text_encoder, unet = (m.to(DEVICE) for m in make_models(cfg, cfg["seed"]))
     log(run, stage="start", step=0, images=ds.n, vae_params=n_params(vae), unet_params=n_params(unet),
-        text_params=n_params(text_encoder), threads=a.threads, resume=bool(a.resume))
+        text_params=n_params(text_encoder), threads=a.threads, device=str(DEVICE), resume=bool(a.resume))
     ck = latest_checkpoint(run) if a.resume else None
-    state = torch.load(ck, weights_only=False) if ck else None
+    state = torch.load(ck, weights_only=False, map_location="cpu") if ck else None
     if state:
         print("resuming from", ck)
 
     vae_final = os.path.join(run, "vae_final.pt")
     if os.path.exists(vae_final) and json.load(open(cfg_path))["vae_steps"] <= torch.load(
-            vae_final, weights_only=False)["step"]:
-        vae.load_state_dict(torch.load(vae_final, weights_only=False)["vae"])
+            vae_final, weights_only=False, map_location="cpu")["step"]:
+        vae.load_state_dict(torch.load(vae_final, weights_only=False, map_location="cpu")["vae"])
     else:
         path = train_vae(a, cfg, run, ds, vae, state if state and state["stage"] == "vae" else None)
+        if out_of_time(a):
+            print(f"stopped after {a.stop_after_minutes} minutes in the VAE stage: continue with --resume")
+            return 0
         shutil.copy(path, vae_final + ".tmp")
         os.replace(vae_final + ".tmp", vae_final)
         state = None
@@ -548,6 +571,9 @@ def cmd_run(a):
     lat, scale = encode_latents(a, cfg, run, ds, vae)
     unet_state = state if state and state["stage"] == "unet" else None
     path = train_unet(a, cfg, run, ds, lat, scale, text_encoder, unet, unet_state)
+    if out_of_time(a):
+        print(f"stopped after {a.stop_after_minutes} minutes in the UNet stage ({os.path.basename(path)}): "
+              "continue with --resume")
     if a.out:
         st, vae_sd = load_for_export(run)
         export(cfg, st, a.out, a.dtype, vae_sd)
@@ -674,6 +700,9 @@ def main(argv=None):
     r.add_argument("--ckpt-minutes", type=float, default=5.0)
     r.add_argument("--log-every", type=int, default=50)
     r.add_argument("--dtype", default="fp16", choices=["fp16", "fp32"], help="weights of the export")
+    r.add_argument("--device", default="cpu", help="where the networks train: cpu (default), cuda, cuda:1, ...")
+    r.add_argument("--stop-after-minutes", type=float,
+                   help="end the current stage after this long (checkpointed; continue with --resume)")
     e = sub.add_parser("export", help="export the newest checkpoint of a run")
     e.add_argument("--work", required=True)
     e.add_argument("--out", required=True)

@@ -35,6 +35,15 @@ typedef enum sdpal_sampler {
   SDPAL_SAMPLER_DPMPP_2M = 5
 } sdpal_sampler;
 
+/* Where the noise comes from (see `sdpal generate --help`, --rng). */
+typedef enum sdpal_rng {
+  SDPAL_RNG_DEFAULT = 0, /* the model's own: torch, or numpy for Core ML resources */
+  SDPAL_RNG_TORCH = 1,   /* torch.randn on the CPU (diffusers) */
+  SDPAL_RNG_NUMPY = 2,   /* numpy.random.RandomState(seed).randn (Apple's default) */
+  SDPAL_RNG_CUDA = 3,    /* torch.randn on an NVIDIA GPU, one draw per batch (diffusers) */
+  SDPAL_RNG_NVIDIA = 4   /* Apple's `nvidia` source: the same numbers, one draw per image */
+} sdpal_rng;
+
 /* Return non-zero to continue, zero to cancel. step counts finished UNet calls out of total. */
 typedef int (*sdpal_progress_fn)(int step, int total, void* user_data);
 
@@ -52,6 +61,7 @@ typedef struct sdpal_generate_params {
   int safety_checker;          /* default 1 */
   sdpal_progress_fn progress;  /* may be NULL */
   void* progress_user_data;
+  sdpal_rng rng;               /* default SDPAL_RNG_DEFAULT */
 } sdpal_generate_params;
 
 typedef struct sdpal_image {

@@ -121,6 +121,14 @@ sdpal_status sdpal_generate(sdpal_model* model, const sdpal_generate_params* par
     p.sampler.karras = params->karras != 0;
     p.sampler.eta = params->eta;
     p.safety_checker = params->safety_checker != 0;
+    switch (params->rng) {
+      case SDPAL_RNG_DEFAULT: break;
+      case SDPAL_RNG_TORCH: p.noise = sdpal::NoiseSource::kTorch; break;
+      case SDPAL_RNG_NUMPY: p.noise = sdpal::NoiseSource::kNumpy; break;
+      case SDPAL_RNG_CUDA: p.noise = sdpal::NoiseSource::kCuda; break;
+      case SDPAL_RNG_NVIDIA: p.noise = sdpal::NoiseSource::kNvidia; break;
+      default: sdpal::fail(sdpal::ErrorCode::kInvalidArgument, "unknown rng " + std::to_string(int(params->rng)));
+    }
     sdpal::ProgressFn progress;
     if (params->progress) {
       auto fn = params->progress;

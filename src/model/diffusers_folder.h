@@ -20,9 +20,10 @@ namespace sdpal {
 // interpreter running its programs as they are. Diffusers folders always run natively.
 enum class Executor { kNative, kMil };
 
-// Where the initial noise comes from: torch.randn (diffusers) or numpy's legacy randn (Apple's
-// Core ML pipelines' default).
-enum class NoiseSource { kTorch, kNumpy };
+// Where the noise comes from: torch.randn on the CPU (diffusers' default), numpy's legacy randn (Apple's
+// Core ML pipelines' default), torch.randn on a CUDA device (diffusers with torch.Generator("cuda"): one
+// draw for the whole batch), or Apple's `nvidia` source (the same generator, one draw per image).
+enum class NoiseSource { kTorch, kNumpy, kCuda, kNvidia };
 
 struct LoadOptions {
   bool safety_checker = true;  // load and run it when the folder has one

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/threads.h"
+#include "rng/cuda_philox.h"
 #include "rng/numpy_random.h"
 
 namespace sdpal {
@@ -127,12 +128,26 @@ GenerateResult txt2img(const StableDiffusionModel& model, GenerateParams p, cons
 
   const int64_t lc = model.unet->config().in_channels;
   const int64_t lh = p.height / model.vae_scale_factor(), lw = p.width / model.vae_scale_factor();
-  // Apple's pipelines draw numpy.random.RandomState(seed).randn, one image's latents after another.
-  const bool numpy_noise = p.noise.value_or(model.default_noise) == NoiseSource::kNumpy;
+  // Apple's pipelines draw numpy.random.RandomState(seed).randn (or their `nvidia` source), one image's
+  // latents after another; diffusers draws the whole batch with one torch.randn.
+  const NoiseSource source = p.noise.value_or(model.default_noise);
   TorchGenerator gen(p.seed);
   NumpyRandomState numpy_rs(int64_t(p.seed & 0xffffffffu));
+  CudaPhiloxGenerator cuda_gen(p.seed);
   auto draw = [&] {
-    return nchw_to_nhwc(numpy_noise ? numpy_rs.randn({b, lc, lh, lw}) : gen.randn({b, lc, lh, lw}, p.randn_path));
+    const Shape shape{b, lc, lh, lw};
+    switch (source) {
+      case NoiseSource::kNumpy: return nchw_to_nhwc(numpy_rs.randn(shape));
+      case NoiseSource::kCuda: return nchw_to_nhwc(cuda_gen.randn(shape));
+      case NoiseSource::kNvidia: {
+        Tensor t = Tensor::empty(shape);
+        const int64_t per_image = lc * lh * lw;
+        for (int64_t i = 0; i < b; ++i) cuda_gen.randn(t.f32() + i * per_image, per_image);
+        return nchw_to_nhwc(t);
+      }
+      case NoiseSource::kTorch: break;
+    }
+    return nchw_to_nhwc(gen.randn(shape, p.randn_path));
   };
   Tensor latents = draw();
   {

@@ -26,6 +26,11 @@ grep -q "Executor: mil" "$WORK/mil.png" || fail "the PNG parameters do not recor
 "$SDPAL" generate --quiet -m "$FIX/palettized6" -p "a red circle" --steps 3 --seed 5 --rng torch \
   -o "$WORK/torch.png" >/dev/null 2>"$WORK/err" || fail "generate --rng torch: $(cat "$WORK/err")"
 cmp -s "$WORK/native.png" "$WORK/torch.png" && fail "--rng torch made the same file as numpy noise"
+# Apple's `nvidia` source is a third picture, and the PNG says so.
+"$SDPAL" generate --quiet -m "$FIX/palettized6" -p "a red circle" --steps 3 --seed 5 --rng nvidia \
+  -o "$WORK/nvidia.png" >/dev/null 2>"$WORK/err" || fail "generate --rng nvidia: $(cat "$WORK/err")"
+grep -q "RNG: nvidia" "$WORK/nvidia.png" || fail "the PNG parameters do not record the nvidia noise"
+cmp -s "$WORK/native.png" "$WORK/nvidia.png" && fail "--rng nvidia made the same file as numpy noise"
 
 # A zip of the resources opens the same way.
 if command -v python3 >/dev/null; then
@@ -71,7 +76,7 @@ expect() {
 }
 G=(generate --quiet --steps 2 -o "$WORK/bad.png" -p x)
 expect 2 "--executor" "${G[@]}" -m "$FIX/palettized6" --executor gpu
-expect 2 "--rng" "${G[@]}" -m "$FIX/palettized6" --rng nvidia
+expect 2 "--rng" "${G[@]}" -m "$FIX/palettized6" --rng philox
 expect 2 "--executor mil" "${G[@]}" -m "$(pwd)/tests/fixtures/tiny-sd-v1" --executor mil
 expect 2 "converted for 8x8" "${G[@]}" -m "$FIX/palettized6" -W 128 -H 128 --executor mil
 # A resources folder without a tokenizer.

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 #include <unistd.h>
 
 #include "golden.h"
@@ -71,6 +72,43 @@ TEST(CApi, GenerateMatchesGoldenAndCancels) {
   p.width = 0;
   p.prompt = nullptr;
   EXPECT_EQ(sdpal_generate(m, &p, &r), SDPAL_ERR_INVALID_ARGUMENT);
+  sdpal_model_free(m);
+}
+
+// The noise choices: cuda and nvidia are the same generator, one draw per batch vs one per image, so only
+// the first image agrees; torch noise is another picture; an unknown value is refused by name.
+TEST(CApi, NoiseSources) {
+  sdpal_model* m = nullptr;
+  ASSERT_EQ(sdpal_model_open(tiny().c_str(), 0, &m), SDPAL_OK) << sdpal_last_error();
+  sdpal_generate_params p;
+  sdpal_default_params(&p);
+  EXPECT_EQ(p.rng, SDPAL_RNG_DEFAULT);
+  p.prompt = "a red circle";
+  p.steps = 2;
+  p.seed = 3;
+  p.batch = 2;
+  p.safety_checker = 0;
+  auto run = [&](sdpal_rng rng) {
+    p.rng = rng;
+    sdpal_result* r = nullptr;
+    EXPECT_EQ(sdpal_generate(m, &p, &r), SDPAL_OK) << sdpal_last_error();
+    std::vector<std::vector<uint8_t>> images;
+    for (int i = 0; r && i < r->count; ++i)
+      images.emplace_back(r->images[i].rgb, r->images[i].rgb + size_t(r->images[i].width) * r->images[i].height * 3);
+    sdpal_result_free(r);
+    return images;
+  };
+  const auto cuda = run(SDPAL_RNG_CUDA), nvidia = run(SDPAL_RNG_NVIDIA), torch = run(SDPAL_RNG_TORCH);
+  ASSERT_EQ(cuda.size(), 2u);
+  ASSERT_EQ(nvidia.size(), 2u);
+  ASSERT_EQ(torch.size(), 2u);
+  EXPECT_EQ(cuda[0], nvidia[0]);
+  EXPECT_NE(cuda[1], nvidia[1]);
+  EXPECT_NE(cuda[0], torch[0]);
+  p.rng = static_cast<sdpal_rng>(9);
+  sdpal_result* r = nullptr;
+  EXPECT_EQ(sdpal_generate(m, &p, &r), SDPAL_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(sdpal_last_error()).find("rng"), std::string::npos) << sdpal_last_error();
   sdpal_model_free(m);
 }
 
