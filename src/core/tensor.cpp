@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/tensor_cache.h"
 
 namespace sdpal {
 
@@ -28,11 +29,15 @@ Tensor Tensor::empty(const Shape& shape, DType dtype) {
   Tensor t;
   t.shape_ = shape;
   t.dtype_ = dtype;
-  size_t bytes = (t.nbytes() + 63) / 64 * 64;
-  if (bytes == 0) bytes = 64;
-  void* p = std::aligned_alloc(64, bytes);
-  if (!p) fail(ErrorCode::kInternal, "out of memory allocating tensor " + shape_str(shape));
-  t.storage_ = std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p), [](uint8_t* q) { std::free(q); });
+  size_t capacity = 0;
+  void* p = nullptr;
+  try {
+    p = tensor_storage_alloc(t.nbytes(), &capacity);
+  } catch (const Error&) {
+    fail(ErrorCode::kInternal, "out of memory allocating tensor " + shape_str(shape));
+  }
+  t.storage_ = std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p),
+                                        [capacity](uint8_t* q) { tensor_storage_free(q, capacity); });
   t.data_ = t.storage_.get();
   return t;
 }

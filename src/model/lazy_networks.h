@@ -18,8 +18,9 @@
 
 namespace sdpal {
 
-// Hands the allocator's free memory back to the system: glibc keeps freed blocks (even large ones,
-// once its mmap threshold has grown) for reuse, so a released network would still count in RSS.
+// Hands free memory back to the system: this thread's kernel scratch (sized by the released network's
+// largest layers), and the allocator's free blocks (glibc keeps even large ones for reuse once its mmap
+// threshold has grown), so a released network would not still count in RSS.
 void return_free_memory_to_os();
 
 template <class Net>

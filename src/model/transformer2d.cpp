@@ -1,5 +1,7 @@
 #include "model/transformer2d.h"
 
+#include <algorithm>
+
 #include "kernels/cpu/elementwise.h"
 
 namespace sdpal {
@@ -16,15 +18,32 @@ BasicTransformerBlock::BasicTransformerBlock(WeightBinder& w, const std::string&
   ff_out_.emplace(bind_linear(w, prefix + ".ff.net.2", inner_, dim, true));
 }
 
+namespace {
+
+// The feed-forward's [rows, 2*inner] projection is its largest intermediate (84 MB at 64x64 latents
+// with guidance): above this size it runs in row chunks. Small layers stay whole, so palettized
+// weights are not decoded once per chunk where it would not pay.
+constexpr int64_t kFeedForwardChunkBytes = int64_t(16) << 20;
+
+}  // namespace
+
 Tensor BasicTransformerBlock::forward(const Tensor& x, const Tensor& context) const {
   Tensor h = attn1_.forward(norm1_.run(x), nullptr, &x);
   h = attn2_.forward(norm2_.run(h), &context, &h);
-  Tensor proj = apply_linear(*ff_in_, norm3_.run(h));  // [B, S, 2*inner]
-  Shape gs = proj.shape();
-  gs.back() = inner_;
-  Tensor gated = Tensor::empty(gs);
-  cpu::geglu(proj.f32(), gated.f32(), proj.numel() / (2 * inner_), inner_);
-  return apply_linear(*ff_out_, gated, &h);
+  Tensor normed = norm3_.run(h);
+  const int64_t dim = h.dim(-1), m = h.numel() / dim;
+  const int64_t chunks = (m * 2 * inner_ * 4 + kFeedForwardChunkBytes - 1) / kFeedForwardChunkBytes;
+  const int64_t rows = (m + chunks - 1) / chunks;
+  Tensor proj = Tensor::empty({std::min(rows, m), 2 * inner_});
+  Tensor gated = Tensor::empty({std::min(rows, m), inner_});
+  Tensor out = Tensor::empty(h.shape());
+  for (int64_t r0 = 0; r0 < m; r0 += rows) {
+    const int64_t len = std::min(rows, m - r0);
+    ff_in_->run(normed.f32() + r0 * dim, len, proj.f32());
+    cpu::geglu(proj.f32(), gated.f32(), len, inner_);
+    ff_out_->run(gated.f32(), len, out.f32() + r0 * dim, h.f32() + r0 * dim);
+  }
+  return out;
 }
 
 Transformer2D::Transformer2D(WeightBinder& w, const std::string& prefix, int64_t channels, int64_t context_dim,

@@ -133,7 +133,7 @@ Tensor UNet::forward(const Tensor& sample, float timestep, const Tensor& context
       x = blk->resnets[j].forward(concat_channels(x, skip), &emb);
       if (!blk->attentions.empty()) x = blk->attentions[j].forward(x, context);
     }
-    if (blk->resample) x = blk->resample->run(upsample_nearest2x(x));
+    if (blk->resample) x = blk->resample->run_upsampled2x(x);
   }
   x = norm_out_.run(x, true);
   return conv_out_->run(x);

@@ -51,11 +51,7 @@ Tensor VaeDecoder::forward(const Tensor& z) const {
   x = mid_res1_.forward(std::move(x), nullptr);
   for (const auto& blk : up_) {
     for (const auto& r : blk.resnets) x = r.forward(std::move(x), nullptr);
-    if (blk.upsample_conv) {
-      Tensor up = upsample_nearest2x(x);
-      x = Tensor();  // the low-resolution input is not needed while the full-size conv runs
-      x = blk.upsample_conv->run(up);
-    }
+    if (blk.upsample_conv) x = blk.upsample_conv->run_upsampled2x(x);
   }
   x = norm_out_.run(x, true);
   return conv_out_->run(x);

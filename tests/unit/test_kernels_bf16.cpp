@@ -231,6 +231,64 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvCase{2, 8, 8, 320, 320, 3, 1, pad(1)},          // UNet block shape, K = 2880
                       ConvCase{1, 16, 16, 64, 64, 3, 1, pad(1)}));
 
+// Large bf16 inputs run band by band of output rows (kernels/cpu/conv2d.cpp): 1x128x128x768 in bf16 is
+// 25 MB, above the threshold. Same tolerances as the small shapes, with and without residuals.
+TEST(Bf16Conv, LargeInputsRunInBands) {
+  SKIP_WITHOUT_BF16();
+  ref::ConvParams p;
+  p.n = 1, p.h = 128, p.w = 128, p.cin = 768, p.cout = 8, p.kh = p.kw = 3, p.stride = 1;
+  p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1;
+  auto x = random_vec(size_t(p.h * p.w * p.cin), 101);
+  auto w = random_vec(size_t(p.cout * p.cin * 9), 102);
+  auto b = random_vec(size_t(p.cout), 103);
+  TensorView wv = view(w, {p.cout, p.cin, 3, 3}, "conv.weight"), bv = view(b, {p.cout}, "conv.bias");
+  cpu::Conv2d conv(wv, &bv, 1, 1, Precision::BF16);
+  const size_t out_n = size_t(p.h * p.w * p.cout);
+  auto res = random_vec(out_n, 104, -3.f, 3.f);
+  const auto xr = bf16_rounded(x), wr = bf16_rounded(w);
+  std::vector<float> want(out_n), want_res(out_n);
+  ref::conv2d(p, xr.data(), wr.data(), b.data(), nullptr, want.data());
+  ref::conv2d(p, xr.data(), wr.data(), b.data(), res.data(), want_res.data());
+  Tensor xt = Tensor::from_data({1, p.h, p.w, p.cin}, x.data());
+  Tensor y = conv.run(xt);
+  EXPECT_LE(rel_err(y.f32(), want.data(), out_n), kRoundedTol);
+  Tensor rt = Tensor::from_data(y.shape(), res.data());
+  Tensor y2 = conv.run(xt, &rt);  // residual as a second input
+  EXPECT_LE(rel_err(y2.f32(), want_res.data(), out_n), kRoundedTol);
+  conv.run(x.data(), 1, p.h, p.w, rt.f32(), rt.f32());  // accumulated into the output
+  EXPECT_LE(rel_err(rt.f32(), want_res.data(), out_n), kRoundedTol);
+}
+
+// run_upsampled2x: nearest 2x upsample fused into the band copy (bf16) gives what upsample + conv gives;
+// in fp32 it is exactly upsample + conv.
+TEST(Bf16Conv, UpsampledRunMatchesUpsampleThenConv) {
+  const int64_t h = 20, w = 24, cin = 32, cout = 24;
+  auto x = random_vec(size_t(h * w * cin), 111);
+  auto wt = random_vec(size_t(cout * cin * 9), 112);
+  auto b = random_vec(size_t(cout), 113);
+  std::vector<float> up(size_t(4 * h * w * cin));
+  for (int64_t y = 0; y < 2 * h; ++y)
+    for (int64_t xx = 0; xx < 2 * w; ++xx)
+      std::memcpy(&up[size_t((y * 2 * w + xx) * cin)], &x[size_t(((y / 2) * w + xx / 2) * cin)], size_t(cin) * 4);
+  TensorView wv = view(wt, {cout, cin, 3, 3}, "up.conv.weight"), bv = view(b, {cout}, "up.conv.bias");
+  Tensor xt = Tensor::from_data({1, h, w, cin}, x.data()), ut = Tensor::from_data({1, 2 * h, 2 * w, cin}, up.data());
+  cpu::Conv2d f32(wv, &bv, 1, 1, Precision::F32);
+  Tensor a = f32.run_upsampled2x(xt), c = f32.run(ut);
+  ASSERT_EQ(a.shape(), (Shape{1, 2 * h, 2 * w, cout}));
+  EXPECT_EQ(std::memcmp(a.f32(), c.f32(), a.nbytes()), 0);
+  if (!cpu_has_bf16()) GTEST_SKIP() << "no AVX512-BF16 / AMX-BF16 on this CPU";
+  ref::ConvParams p;
+  p.n = 1, p.h = 2 * h, p.w = 2 * w, p.cin = cin, p.cout = cout, p.kh = p.kw = 3, p.stride = 1;
+  p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1;
+  const auto ur = bf16_rounded(up), wr = bf16_rounded(wt);
+  std::vector<float> want(size_t(4 * h * w * cout));
+  ref::conv2d(p, ur.data(), wr.data(), b.data(), nullptr, want.data());
+  cpu::Conv2d bf(wv, &bv, 1, 1, Precision::BF16);
+  Tensor y = bf.run_upsampled2x(xt);
+  ASSERT_EQ(y.shape(), (Shape{1, 2 * h, 2 * w, cout}));
+  EXPECT_LE(rel_err(y.f32(), want.data(), want.size()), kRoundedTol);
+}
+
 TEST(F32Unchanged, ConvDefaultAndExplicitF32AreBitwiseEqual) {
   auto x = random_vec(size_t(2 * 9 * 9 * 32), 91), w = random_vec(size_t(48 * 32 * 9), 92);
   TensorView wv = view(w, {48, 32, 3, 3});

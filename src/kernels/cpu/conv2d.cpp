@@ -10,8 +10,10 @@
 
 #include "core/error.h"
 #include "core/flop_counter.h"
+#include "core/threads.h"
 #include "kernels/cpu/bf16_convert.h"
 #include "kernels/cpu/dnnl_context.h"
+#include "kernels/cpu/elementwise.h"
 
 namespace sdpal::cpu {
 
@@ -52,7 +54,7 @@ struct Conv2d::Impl {
   mutable bool prepared = false;
   mutable du::PackedWeights packed;  // set for a palettized source: kept packed, decoded at each run
   std::string weight_name;
-  mutable std::map<std::array<int64_t, 4>, Plan> plans;
+  mutable std::map<std::array<int64_t, 5>, Plan> plans;
 
   int64_t out_h(int64_t h) const { return (h + pad.top + pad.bottom - kh) / stride + 1; }
   int64_t out_w(int64_t w) const { return (w + pad.left + pad.right - kw) / stride + 1; }
@@ -62,10 +64,13 @@ struct Conv2d::Impl {
            std::to_string(kw) + "] stride " + std::to_string(stride);
   }
 
+  // banded: the plan of one band of output rows, whose input rows arrive with their halo, so without
+  // top/bottom padding.
   dnnl::convolution_forward::primitive_desc make_pd(int64_t n, int64_t h, int64_t w, ResidualMode mode,
-                                                    const memory::desc& w_md) const {
+                                                    const memory::desc& w_md, bool banded = false) const {
     memory::desc src({n, i, h, w}, act_dt, tag::nhwc);
-    memory::desc dst({n, o, out_h(h), out_w(w)}, dt::f32, tag::nhwc);
+    const int pt = banded ? 0 : pad.top, pb = banded ? 0 : pad.bottom;
+    memory::desc dst({n, o, (h + pt + pb - kh) / stride + 1, out_w(w)}, dt::f32, tag::nhwc);
     memory::desc bias_md = has_bias ? memory::desc({o}, dt::f32, tag::x) : memory::desc();
     dnnl::primitive_attr attr = du::base_attr();
     dnnl::post_ops ops;
@@ -74,8 +79,7 @@ struct Conv2d::Impl {
     attr.set_post_ops(ops);
     // convolution_direct, never Winograd: its transform changes rounding noticeably.
     dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src,
-                                      w_md, bias_md, dst, {stride, stride}, {pad.top, pad.left},
-                                      {pad.bottom, pad.right});
+                                      w_md, bias_md, dst, {stride, stride}, {pt, pad.left}, {pb, pad.right});
     return dnnl::convolution_forward::primitive_desc(d, attr, du::engine());
   }
 
@@ -103,14 +107,14 @@ struct Conv2d::Impl {
     p.mode = mode;
   }
 
-  const Plan& plan(int64_t n, int64_t h, int64_t w, ResidualMode mode) const {
+  const Plan& plan(int64_t n, int64_t h, int64_t w, ResidualMode mode, bool banded = false) const {
     std::lock_guard<std::mutex> lock(mu);
-    std::array<int64_t, 4> key{n, h, w, int64_t(mode)};
+    std::array<int64_t, 5> key{n, h, w, int64_t(mode), int64_t(banded)};
     auto it = plans.find(key);
     if (it != plans.end()) return it->second;
     Plan p;
     try {
-      auto pd = make_pd(n, h, w, mode, any_weights());
+      auto pd = make_pd(n, h, w, mode, any_weights(), banded);
       ResidualMode used = mode;
       if (mode == ResidualMode::kBinary) {
         // A binary add only the reference code supports would be far slower than a copy + sum. In
@@ -119,7 +123,7 @@ struct Conv2d::Impl {
         // weight layout differs: a second copy of the weights).
         const bool ref = du::is_reference_impl(pd);
         if (ref || (act_dt == dt::bf16 && !du::is_brgemm_impl(pd))) {
-          auto sum_pd = make_pd(n, h, w, ResidualMode::kSum, any_weights());
+          auto sum_pd = make_pd(n, h, w, ResidualMode::kSum, any_weights(), banded);
           if (ref || du::is_brgemm_impl(sum_pd)) {
             pd = sum_pd;
             used = ResidualMode::kSum;
@@ -212,6 +216,83 @@ int64_t Conv2d::cached_plans() const {
   return int64_t(impl_->plans.size());
 }
 
+namespace {
+
+// Output rows per band when a bf16 convolution runs band by band: a divisor of the output height (one
+// plan, one weight layout) whose input band with its halo fits in kBandBytes; 0 = don't band.
+constexpr int64_t kBandBytes = int64_t(8) << 20;
+constexpr int64_t kBandMinInputBytes = int64_t(24) << 20;
+
+int64_t band_rows(int64_t out_h, int64_t in_row_bytes, int64_t halo) {
+  const int64_t most = kBandBytes / in_row_bytes - halo;
+  for (int64_t r = std::min(most, out_h / 2); r >= 8; --r)
+    if (out_h % r == 0) return r;
+  return 0;
+}
+
+}  // namespace
+
+// Band by band (bf16, stride 1): each band's input rows, with the halo the kernel needs and zero rows
+// where they fall outside the picture, are rounded to bf16 (and nearest-upsampled when `up`) into a
+// small per-thread buffer, and the band's output rows are written in place. Neither the whole bf16 copy
+// of the input nor an upsampled fp32 tensor exists: at 512x512 in the VAE decoder they are 134 and
+// 268 MB. h, w are the sizes of x; the convolution sees 2h x 2w when `up`.
+void Conv2d::run_banded(const float* x, int64_t n, int64_t h, int64_t w, bool up, int64_t rows, float* out,
+                        const float* residual) const {
+  const Impl& im = *impl_;
+  const int64_t H = up ? 2 * h : h, W = up ? 2 * w : w;
+  const int64_t ho = im.out_h(H), wo = im.out_w(W), rows_in = rows + im.kh - 1;
+  ResidualMode mode = !residual ? ResidualMode::kNone : residual == out ? ResidualMode::kSum : ResidualMode::kBinary;
+  const Plan& p = im.plan(1, rows_in, W, mode, /*banded=*/true);
+  thread_local Bf16Scratch xb;
+  uint16_t* band = xb.get(size_t(rows_in * W * im.i));
+  memory wts = im.packed ? im.packed.decode(*p.packed, im.name() + " '" + im.weight_name + "'") : p.weights;
+  const int64_t c = im.i, out_row = wo * im.o;
+  for (int64_t img = 0; img < n; ++img) {
+    const float* xi = x + img * h * w * c;
+    for (int64_t r0 = 0; r0 < ho; r0 += rows) {
+      parallel_for(rows_in, [&](int64_t lo, int64_t hi) {
+        for (int64_t j = lo; j < hi; ++j) {
+          uint16_t* dst = band + j * W * c;
+          const int64_t y = r0 + j - im.pad.top;  // row of the (upsampled) input
+          if (y < 0 || y >= H) {
+            std::memset(dst, 0, size_t(W * c) * 2);
+          } else if (!up) {
+            f32_to_bf16_serial(xi + y * w * c, dst, W * c);
+          } else {
+            const float* src = xi + (y / 2) * w * c;
+            for (int64_t xx = 0; xx < w; ++xx) {
+              f32_to_bf16_serial(src + xx * c, dst + 2 * xx * c, c);
+              std::memcpy(dst + (2 * xx + 1) * c, dst + 2 * xx * c, size_t(c) * 2);
+            }
+          }
+        }
+      });
+      float* ob = out + (img * ho + r0) * out_row;
+      const float* rb = residual ? residual + (img * ho + r0) * out_row : nullptr;
+      if (mode == ResidualMode::kBinary && p.mode == ResidualMode::kSum)
+        std::memcpy(ob, rb, size_t(rows * out_row) * 4);
+      std::unordered_map<int, memory> args{{DNNL_ARG_SRC, du::wrap(p.src_md, band)},
+                                           {DNNL_ARG_WEIGHTS, wts},
+                                           {DNNL_ARG_DST, du::wrap(p.dst_md, ob)}};
+      if (im.has_bias) args[DNNL_ARG_BIAS] = im.bias;
+      if (p.mode == ResidualMode::kBinary)
+        args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = du::wrap(p.dst_md, rb);
+      du::execute(p.prim, args, p.scratch_md, im.name());
+    }
+  }
+  count_flops(2 * n * ho * wo * im.o * im.i * im.kh * im.kw);
+}
+
+int64_t Conv2d::banded_rows(int64_t n, int64_t h, int64_t w, bool up) const {
+  const Impl& im = *impl_;
+  if (im.act_dt != dt::bf16 || im.stride != 1) return 0;
+  const int64_t H = up ? 2 * h : h, W = up ? 2 * w : w;
+  const int64_t in_row_bytes = W * im.i * 2;
+  if (!up && n * H * in_row_bytes < kBandMinInputBytes) return 0;
+  return band_rows(im.out_h(H), in_row_bytes, im.kh - 1);
+}
+
 void Conv2d::run(const float* x, int64_t n, int64_t h, int64_t w, float* out, const float* residual) const {
   const Impl& im = *impl_;
   check(n >= 0 && h > 0 && w > 0 && im.out_h(h) > 0 && im.out_w(w) > 0 &&
@@ -219,6 +300,7 @@ void Conv2d::run(const float* x, int64_t n, int64_t h, int64_t w, float* out, co
         ErrorCode::kInvalidArgument,
         im.name() + ": input " + std::to_string(h) + "x" + std::to_string(w) + " is smaller than the kernel");
   if (n == 0) return;
+  if (const int64_t rows = banded_rows(n, h, w, false)) return run_banded(x, n, h, w, false, rows, out, residual);
   ResidualMode mode = !residual ? ResidualMode::kNone : residual == out ? ResidualMode::kSum : ResidualMode::kBinary;
   const Plan& p = im.plan(n, h, w, mode);
   if (mode == ResidualMode::kBinary && p.mode == ResidualMode::kSum)
@@ -240,6 +322,22 @@ void Conv2d::run(const float* x, int64_t n, int64_t h, int64_t w, float* out, co
     args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = du::wrap(p.dst_md, residual);
   du::execute(p.prim, args, p.scratch_md, im.name());
   count_flops(2 * n * im.out_h(h) * im.out_w(w) * im.o * im.i * im.kh * im.kw);
+}
+
+Tensor Conv2d::run_upsampled2x(const Tensor& x) const {
+  const Impl& im = *impl_;
+  check(x.rank() == 4 && x.dim(3) == im.i && x.dim(1) > 0 && x.dim(2) > 0, ErrorCode::kInvalidArgument,
+        im.name() + " expects NHWC input with " + std::to_string(im.i) + " channels, got " + shape_str(x.shape()));
+  const int64_t n = x.dim(0), h = x.dim(1), w = x.dim(2);
+  const int64_t rows = banded_rows(n, h, w, true);
+  if (!rows) {
+    Tensor up = Tensor::empty({n, 2 * h, 2 * w, im.i});
+    upsample_nearest2x(x.f32(), up.f32(), n, h, w, im.i);
+    return run(up);
+  }
+  Tensor out = Tensor::empty({n, im.out_h(2 * h), im.out_w(2 * w), im.o});
+  run_banded(x.f32(), n, h, w, true, rows, out.f32(), nullptr);
+  return out;
 }
 
 Tensor Conv2d::run(const Tensor& x, const Tensor* residual) const {

@@ -5,6 +5,8 @@
 // to bf16 on the way in (one parallel pass into per-thread scratch), fp32 accumulation, bias and
 // residual added in fp32, fp32 NHWC output; oneDNN runs it on AMX-BF16. The interface stays fp32
 // in both modes. BF16 on a CPU without native bf16 is a kUnsupported error.
+// Large bf16 inputs (stride 1) run in bands of output rows, so the bf16 copy of the input is a few MB
+// instead of the whole tensor; run_upsampled2x fuses a nearest 2x upsample into that band copy.
 // A palettized weight (TensorView::palettized) stays packed, as in cpu::Linear: re-packed in the
 // blocked layout's order at the first run, then decoded at each run straight into per-thread scratch
 // in that layout (equal results to a dense source); weight_bytes() is the packed size.
@@ -56,10 +58,19 @@ class Conv2d {
   // Thread safety as Linear::run: concurrent calls are safe.
   void run(const float* x, int64_t n, int64_t h, int64_t w, float* out, const float* residual = nullptr) const;
 
+  // Nearest 2x upsample of x ([N, H, W, Cin]) followed by this convolution: [N, Ho(2H), Wo(2W), Cout].
+  // In bf16 with stride 1 the upsampled input is never materialized (see run_banded).
+  Tensor run_upsampled2x(const Tensor& x) const;
+
   // Number of distinct oneDNN primitives built so far (one per input shape and residual mode).
   int64_t cached_plans() const;
 
  private:
+  // bf16 convolutions of large inputs run in bands of output rows (0: not banded).
+  int64_t banded_rows(int64_t n, int64_t h, int64_t w, bool up) const;
+  void run_banded(const float* x, int64_t n, int64_t h, int64_t w, bool up, int64_t rows, float* out,
+                  const float* residual) const;
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

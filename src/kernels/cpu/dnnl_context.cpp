@@ -59,7 +59,8 @@ bool is_reference_impl(const dnnl::primitive_desc_base& pd) {
 PreparedWeights::PreparedWeights(const dnnl::memory::desc& plain_md, const void* plain,
                                  const dnnl::memory::desc& layout) {
   dnnl::memory src = wrap(plain_md, plain);
-  dnnl::memory dst(layout, engine());
+  buffers_.emplace_back(layout.get_size());
+  dnnl::memory dst = wrap(layout, buffers_.back().data());
   dnnl::stream s(engine());
   dnnl::reorder(src, dst).execute(s, src, dst);
   s.wait();
@@ -80,7 +81,8 @@ size_t PreparedWeights::bytes() const {
 dnnl::memory PreparedWeights::get(const dnnl::memory::desc& layout) {
   for (const dnnl::memory& m : copies_)
     if (m.get_desc() == layout) return m;
-  dnnl::memory dst(layout, engine());
+  buffers_.emplace_back(layout.get_size());
+  dnnl::memory dst = wrap(layout, buffers_.back().data());
   dnnl::stream s(engine());
   dnnl::reorder(copies_.front(), dst).execute(s, copies_.front(), dst);
   s.wait();
@@ -214,7 +216,7 @@ std::string repack(const PalettizedView& v, const dnnl::memory::desc& plain_md, 
   using Run = std::pair<int64_t, int64_t>;  // start, length
   const int64_t outer = lv[0].extent, chunk = total / outer;
   std::vector<std::vector<Run>> runs(static_cast<size_t>(outer));
-  out.stream.assign(size_t((uint64_t(total) * uint64_t(v.nbits) + 7) / 8), 0);
+  out.stream = PageBuffer(size_t((uint64_t(total) * uint64_t(v.nbits) + 7) / 8));
   // Threads and chunks pack whole bytes: chunks are packed one at a time when they are whole bytes
   // (a chunk-sized buffer), else the range is packed at once (then a single thread runs).
   const bool whole = chunk % 8 == 0;
@@ -326,8 +328,7 @@ std::shared_ptr<const PackedLayout> PackedWeights::prepare(const dnnl::memory::d
   l->legacy_reason = mode == PalettizedDecode::kLegacy ? "legacy decode requested"
                                                        : repack(*view_, plain_f32_md, layout, *l);
   if (!l->repacked()) {
-    l->stream.clear();
-    l->stream.shrink_to_fit();
+    l->stream = PageBuffer();
     l->padding.clear();
     dnnl::reorder::primitive_desc pd(engine(), plain_f32_md, engine(), layout, base_attr());
     l->unpack_scratch_md = pd.scratchpad_desc();

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/page_buffer.h"
 #include "core/palettized.h"
 
 namespace sdpal::cpu::dnnl_util {
@@ -53,7 +54,8 @@ class PreparedWeights {
   size_t bytes() const;
 
  private:
-  std::vector<dnnl::memory> copies_;
+  std::vector<dnnl::memory> copies_;  // over buffers_: their own pages, not the heap (core/page_buffer.h)
+  std::vector<PageBuffer> buffers_;
 };
 
 // How a palettized weight is decoded per call (process-wide; read when a layout is prepared, so a
@@ -72,7 +74,7 @@ struct PackedLayout {
   dnnl::memory::desc layout;
   // Re-packed path: the indices in the layout's physical order (padding positions hold index 0 and
   // are zeroed after the decode), at the source's bit width; empty when the legacy path is used.
-  std::vector<uint8_t> stream;
+  PageBuffer stream;  // its own pages, not the heap (core/page_buffer.h)
   int64_t elements = 0;  // physical elements of `layout` (padding included)
   struct PadRuns {       // `count` runs of `len` padding elements at start + c * stride
     int64_t start = 0, len = 0, stride = 0, count = 0;
