@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <cstdlib>
+#include <list>
 #include <map>
 #include <mutex>
 #include <string>
@@ -14,20 +15,53 @@
 namespace sdpal {
 namespace {
 
-constexpr size_t kLarge = size_t(1) << 20;     // below: the heap
-constexpr size_t kGranule = size_t(64) << 10;  // large blocks are whole granules
+constexpr size_t kLarge = size_t(1) << 20;        // below: the heap
+constexpr size_t kGranule = size_t(64) << 10;     // large blocks are whole granules
 constexpr size_t kMaxCached = size_t(256) << 20;  // free blocks kept at most
+
+struct Block {
+  size_t size;
+  void* p;
+};
 
 struct Cache {
   std::mutex mu;
-  std::multimap<size_t, void*> free_blocks;  // capacity -> block
+  std::list<Block> free_order;                                // oldest freed first
+  std::multimap<size_t, std::list<Block>::iterator> by_size;  // the same blocks, by capacity
   TensorCacheStats stats;
-  size_t peak_in_use = 0;
+  size_t peak_in_use = 0;  // this stage's
+
+  void insert(size_t size, void* p) {
+    free_order.push_back({size, p});
+    by_size.emplace(size, std::prev(free_order.end()));
+    stats.cached += size;
+  }
+  // Takes the oldest free block out of the cache (the caller unmaps it).
+  Block pop_oldest() {
+    Block b = free_order.front();
+    auto range = by_size.equal_range(b.size);
+    for (auto it = range.first; it != range.second; ++it)
+      if (it->second == free_order.begin()) {
+        by_size.erase(it);
+        break;
+      }
+    free_order.pop_front();
+    stats.cached -= b.size;
+    return b;
+  }
+  void note_in_use() {
+    if (stats.in_use > peak_in_use) peak_in_use = stats.in_use;
+    if (stats.in_use + stats.cached > stats.peak) stats.peak = stats.in_use + stats.cached;
+  }
 };
 
 Cache& cache() {
   static Cache* c = new Cache;  // never destroyed: tensors may outlive static destruction order
   return *c;
+}
+
+void unmap_all(const std::vector<Block>& blocks) {
+  for (const Block& b : blocks) munmap(b.p, b.size);
 }
 
 }  // namespace
@@ -42,41 +76,31 @@ void* tensor_storage_alloc(size_t bytes, size_t* capacity) {
   }
   const size_t want = (bytes + kGranule - 1) / kGranule * kGranule;
   Cache& c = cache();
+  std::vector<Block> drop;
   {
     std::lock_guard<std::mutex> lock(c.mu);
-    auto it = c.free_blocks.lower_bound(want);
-    if (it != c.free_blocks.end() && it->first <= want + want / 4) {
-      void* p = it->second;
-      *capacity = it->first;
-      c.stats.cached -= it->first;
-      c.stats.in_use += it->first;
-      if (c.stats.in_use > c.peak_in_use) c.peak_in_use = c.stats.in_use;
-      c.free_blocks.erase(it);
-      return p;
+    auto it = c.by_size.lower_bound(want);
+    if (it != c.by_size.end() && it->first <= want + want / 4) {
+      const Block b = *it->second;
+      c.free_order.erase(it->second);
+      c.by_size.erase(it);
+      c.stats.cached -= b.size;
+      c.stats.in_use += b.size;
+      c.note_in_use();
+      *capacity = b.size;
+      return b.p;
     }
+    // No block fits: keep the cache near what is really in use (this stage's peak plus a margin) by
+    // unmapping free blocks, the oldest first, before mapping a new one.
+    const size_t limit = c.peak_in_use + c.peak_in_use / 4 + (size_t(32) << 20);
+    while (!c.free_order.empty() && c.stats.in_use + c.stats.cached + want > limit) drop.push_back(c.pop_oldest());
   }
-  // No block fits: keep the cache near what is really in use (its peak plus a margin) by unmapping
-  // free blocks, the largest first, before mapping a new one.
-  {
-    std::vector<std::pair<size_t, void*>> drop;
-    {
-      std::lock_guard<std::mutex> lock(c.mu);
-      const size_t limit = c.peak_in_use + c.peak_in_use / 4 + (size_t(32) << 20);
-      while (!c.free_blocks.empty() && c.stats.in_use + c.stats.cached + want > limit) {
-        auto last = std::prev(c.free_blocks.end());
-        drop.emplace_back(last->first, last->second);
-        c.stats.cached -= last->first;
-        c.free_blocks.erase(last);
-      }
-    }
-    for (const auto& [size, q] : drop) munmap(q, size);
-  }
+  unmap_all(drop);
   void* p = mmap(nullptr, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) fail(ErrorCode::kInternal, "out of memory allocating " + std::to_string(bytes) + " bytes");
   std::lock_guard<std::mutex> lock(c.mu);
   c.stats.in_use += want;
-  if (c.stats.in_use > c.peak_in_use) c.peak_in_use = c.stats.in_use;
-  if (c.stats.in_use + c.stats.cached > c.stats.peak) c.stats.peak = c.stats.in_use + c.stats.cached;
+  c.note_in_use();
   *capacity = want;
   return p;
 }
@@ -88,32 +112,32 @@ void tensor_storage_free(void* p, size_t capacity) {
     return;
   }
   Cache& c = cache();
+  std::vector<Block> drop;
   {
     std::lock_guard<std::mutex> lock(c.mu);
     c.stats.in_use -= capacity;
-    if (c.stats.cached + capacity <= kMaxCached) {
-      c.stats.cached += capacity;
-      c.free_blocks.emplace(capacity, p);
-      return;
-    }
+    c.insert(capacity, p);
+    // Over the cap: the blocks freed longest ago go (a step's activations come back in the same order
+    // every step, so the recent ones are the ones about to be reused).
+    while (c.stats.cached > kMaxCached) drop.push_back(c.pop_oldest());
   }
-  munmap(p, capacity);  // e.g. the plain copies of weights a network frees as it prepares them
+  unmap_all(drop);
 }
 
 size_t release_tensor_cache() {
   Cache& c = cache();
-  std::multimap<size_t, void*> blocks;
+  std::vector<Block> drop;
   {
     std::lock_guard<std::mutex> lock(c.mu);
-    blocks.swap(c.free_blocks);
+    drop.assign(c.free_order.begin(), c.free_order.end());
+    c.free_order.clear();
+    c.by_size.clear();
     c.stats.cached = 0;
     c.peak_in_use = c.stats.in_use;  // the next stage sets its own limit
   }
   size_t total = 0;
-  for (const auto& [size, p] : blocks) {
-    munmap(p, size);
-    total += size;
-  }
+  for (const Block& b : drop) total += b.size;
+  unmap_all(drop);
   return total;
 }
 
