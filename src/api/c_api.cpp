@@ -38,7 +38,17 @@ sdpal_status guarded(F&& f) {
   }
 }
 
-sdpal::SamplerKind to_kind(sdpal_sampler s) {
+// A C caller may store any int in an enum field; reading it as the C++ enum would be undefined for values
+// outside the enumeration, so enum fields are read as their int bytes.
+template <typename Enum>
+int enum_value(const Enum& e) {
+  static_assert(sizeof(Enum) == sizeof(int));
+  int v;
+  std::memcpy(&v, &e, sizeof v);
+  return v;
+}
+
+sdpal::SamplerKind to_kind(int s) {
   switch (s) {
     case SDPAL_SAMPLER_DEFAULT: return sdpal::SamplerKind::Default;
     case SDPAL_SAMPLER_PNDM: return sdpal::SamplerKind::PNDM;
@@ -47,7 +57,7 @@ sdpal::SamplerKind to_kind(sdpal_sampler s) {
     case SDPAL_SAMPLER_EULER_A: return sdpal::SamplerKind::EulerAncestral;
     case SDPAL_SAMPLER_DPMPP_2M: return sdpal::SamplerKind::DPMPP2M;
   }
-  sdpal::fail(sdpal::ErrorCode::kInvalidArgument, "unknown sampler " + std::to_string(int(s)));
+  sdpal::fail(sdpal::ErrorCode::kInvalidArgument, "unknown sampler " + std::to_string(s));
 }
 
 }  // namespace
@@ -117,17 +127,17 @@ sdpal_status sdpal_generate(sdpal_model* model, const sdpal_generate_params* par
     p.width = params->width;
     p.height = params->height;
     p.batch = params->batch;
-    p.sampler.kind = to_kind(params->sampler);
+    p.sampler.kind = to_kind(enum_value(params->sampler));
     p.sampler.karras = params->karras != 0;
     p.sampler.eta = params->eta;
     p.safety_checker = params->safety_checker != 0;
-    switch (params->rng) {
+    switch (const int rng = enum_value(params->rng)) {
       case SDPAL_RNG_DEFAULT: break;
       case SDPAL_RNG_TORCH: p.noise = sdpal::NoiseSource::kTorch; break;
       case SDPAL_RNG_NUMPY: p.noise = sdpal::NoiseSource::kNumpy; break;
       case SDPAL_RNG_CUDA: p.noise = sdpal::NoiseSource::kCuda; break;
       case SDPAL_RNG_NVIDIA: p.noise = sdpal::NoiseSource::kNvidia; break;
-      default: sdpal::fail(sdpal::ErrorCode::kInvalidArgument, "unknown rng " + std::to_string(int(params->rng)));
+      default: sdpal::fail(sdpal::ErrorCode::kInvalidArgument, "unknown rng " + std::to_string(rng));
     }
     sdpal::ProgressFn progress;
     if (params->progress) {

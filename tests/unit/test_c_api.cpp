@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 #include <unistd.h>
@@ -105,7 +106,8 @@ TEST(CApi, NoiseSources) {
   EXPECT_EQ(cuda[0], nvidia[0]);
   EXPECT_NE(cuda[1], nvidia[1]);
   EXPECT_NE(cuda[0], torch[0]);
-  p.rng = static_cast<sdpal_rng>(9);
+  const int bad = 9;  // what a C caller can store in the field
+  std::memcpy(&p.rng, &bad, sizeof bad);
   sdpal_result* r = nullptr;
   EXPECT_EQ(sdpal_generate(m, &p, &r), SDPAL_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(sdpal_last_error()).find("rng"), std::string::npos) << sdpal_last_error();
