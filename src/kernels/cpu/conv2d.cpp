@@ -107,6 +107,21 @@ struct Conv2d::Impl {
     p.mode = mode;
   }
 
+  // Runs a plan: src in act_dt, out (and residual) as the plan's dst. A binary residual the plan turned
+  // into a sum is copied into out first.
+  void execute(const Plan& p, ResidualMode requested, const void* src, const memory& wts, float* out,
+               const float* residual) const {
+    if (requested == ResidualMode::kBinary && p.mode == ResidualMode::kSum)
+      std::memcpy(out, residual, p.dst_md.get_size());
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, du::wrap(p.src_md, src)},
+                                         {DNNL_ARG_WEIGHTS, wts},
+                                         {DNNL_ARG_DST, du::wrap(p.dst_md, out)}};
+    if (has_bias) args[DNNL_ARG_BIAS] = bias;
+    if (p.mode == ResidualMode::kBinary)
+      args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = du::wrap(p.dst_md, residual);
+    du::execute(p.prim, args, p.scratch_md, name());
+  }
+
   const Plan& plan(int64_t n, int64_t h, int64_t w, ResidualMode mode, bool banded = false) const {
     std::lock_guard<std::mutex> lock(mu);
     std::array<int64_t, 5> key{n, h, w, int64_t(mode), int64_t(banded)};
@@ -268,17 +283,8 @@ void Conv2d::run_banded(const float* x, int64_t n, int64_t h, int64_t w, bool up
           }
         }
       });
-      float* ob = out + (img * ho + r0) * out_row;
-      const float* rb = residual ? residual + (img * ho + r0) * out_row : nullptr;
-      if (mode == ResidualMode::kBinary && p.mode == ResidualMode::kSum)
-        std::memcpy(ob, rb, size_t(rows * out_row) * 4);
-      std::unordered_map<int, memory> args{{DNNL_ARG_SRC, du::wrap(p.src_md, band)},
-                                           {DNNL_ARG_WEIGHTS, wts},
-                                           {DNNL_ARG_DST, du::wrap(p.dst_md, ob)}};
-      if (im.has_bias) args[DNNL_ARG_BIAS] = im.bias;
-      if (p.mode == ResidualMode::kBinary)
-        args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = du::wrap(p.dst_md, rb);
-      du::execute(p.prim, args, p.scratch_md, im.name());
+      const int64_t at = (img * ho + r0) * out_row;
+      im.execute(p, mode, band, wts, out + at, residual ? residual + at : nullptr);
     }
   }
   count_flops(2 * n * ho * wo * im.o * im.i * im.kh * im.kw);
@@ -303,8 +309,6 @@ void Conv2d::run(const float* x, int64_t n, int64_t h, int64_t w, float* out, co
   if (const int64_t rows = banded_rows(n, h, w, false)) return run_banded(x, n, h, w, false, rows, out, residual);
   ResidualMode mode = !residual ? ResidualMode::kNone : residual == out ? ResidualMode::kSum : ResidualMode::kBinary;
   const Plan& p = im.plan(n, h, w, mode);
-  if (mode == ResidualMode::kBinary && p.mode == ResidualMode::kSum)
-    std::memcpy(out, residual, p.dst_md.get_size());
   const void* src = x;
   if (im.act_dt == dt::bf16) {
     thread_local Bf16Scratch xb;  // per thread: run() may be called from several threads
@@ -314,13 +318,7 @@ void Conv2d::run(const float* x, int64_t n, int64_t h, int64_t w, float* out, co
     src = xs;
   }
   memory wts = im.packed ? im.packed.decode(*p.packed, im.name() + " '" + im.weight_name + "'") : p.weights;
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, du::wrap(p.src_md, src)},
-                                       {DNNL_ARG_WEIGHTS, wts},
-                                       {DNNL_ARG_DST, du::wrap(p.dst_md, out)}};
-  if (im.has_bias) args[DNNL_ARG_BIAS] = im.bias;
-  if (p.mode == ResidualMode::kBinary)
-    args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = du::wrap(p.dst_md, residual);
-  du::execute(p.prim, args, p.scratch_md, im.name());
+  im.execute(p, mode, src, wts, out, residual);
   count_flops(2 * n * im.out_h(h) * im.out_w(w) * im.o * im.i * im.kh * im.kw);
 }
 
