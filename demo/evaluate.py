@@ -90,7 +90,8 @@ def contact_sheet(out, rep, per_row=16):
 
 
 def check_diffusers(a, n):
-    """The first n prompts through `sdpal generate` and diffusers; both PNDM (the model's scheduler)."""
+    """The first n prompts through `sdpal generate --precision f32` and diffusers; both PNDM (the model's
+    scheduler)."""
     import torch
     from diffusers import StableDiffusionPipeline
     from PIL import Image
@@ -101,7 +102,9 @@ def check_diffusers(a, n):
     worst = 0
     for i, p in enumerate(read_prompts()[:n]):
         png = os.path.join(a.out, f"cli_{i:03d}.png")
-        cmd = [exe, "generate", "-m", a.model, "-p", p["prompt"], "--seed", str(i), "--steps", str(a.steps), "-o", png]
+        # fp32: the reference-exact mode (the foundation's tolerance); bf16, the default, differs by a few levels.
+        cmd = [exe, "generate", "-m", a.model, "-p", p["prompt"], "--seed", str(i), "--steps", str(a.steps),
+               "--precision", "f32", "-o", png]
         subprocess.run(cmd + ["-t", str(a.threads)] if a.threads else cmd, check=True,
                        stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         got = np.asarray(Image.open(png).convert("RGB")).astype(int)

@@ -435,6 +435,9 @@ Held-out (never drawn in training) combinations, for testing generalization: col
 shapes x positions {held_sp}.
 
 Evaluate with `tests/unit/test_demo_model_eval.cpp` (ctest) or `demo/evaluate.py`.
+
+License: MIT. The weights were trained by sdpal's own script on pictures made by a program (no third-party
+images); the tokenizer files are OpenAI's CLIP vocabulary, MIT (`tokenizer/LICENSE`).
 """
 
 
