@@ -51,7 +51,6 @@ struct Cache {
   }
   void note_in_use() {
     if (stats.in_use > peak_in_use) peak_in_use = stats.in_use;
-    if (stats.in_use + stats.cached > stats.peak) stats.peak = stats.in_use + stats.cached;
   }
 };
 

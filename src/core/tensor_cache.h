@@ -27,7 +27,6 @@ size_t release_tensor_cache();
 struct TensorCacheStats {
   size_t in_use = 0;  // bytes of large blocks held by live tensors
   size_t cached = 0;  // bytes of free blocks kept for reuse
-  size_t peak = 0;    // largest in_use + cached so far
 };
 TensorCacheStats tensor_cache_stats();
 
