@@ -9,7 +9,7 @@ combinations, the most common confusions, and a contact sheet of all pictures.
 
     python demo/evaluate.py [--model models/sdpal-shapes-64] [--build build] [--out /tmp/sdpal-demo-eval]
                             [--steps 15] [--images 2] [--seeds 1] [--cfg 7.5] [--limit N]
-                            [--threads N] [--check-diffusers N]
+                            [--threads N] [--variant main|bf16|6bit|4bit] [--check-diffusers N]
 
 --check-diffusers N additionally generates the first N prompts with the `sdpal generate` command and with
 diffusers' StableDiffusionPipeline (same seed, scheduler, steps) and reports the largest pixel difference.
@@ -39,6 +39,15 @@ def read_prompts():
     return rows
 
 
+# --variant: the test that evaluates it (tests/unit/test_demo_model_eval.cpp) and where it keeps its pictures.
+VARIANT_TESTS = {"main": "DrawsWhatThePromptSays", "bf16": "Bf16ComputeDrawsWhatThePromptSays",
+                 "6bit": "Palettized6BitDrawsWhatThePromptSays", "4bit": "Palettized4BitDrawsWhatThePromptSays"}
+
+
+def variant_out(a):
+    return a.out if a.variant == "main" else os.path.join(a.out, a.variant)
+
+
 def run_eval(a):
     exe = os.path.join(a.build, "test_demo_model_eval")
     if not os.path.exists(exe):
@@ -47,7 +56,7 @@ def run_eval(a):
                SDPAL_DEMO_EVAL_IMAGES=str(a.images), SDPAL_DEMO_EVAL_SEEDS=str(a.seeds),
                SDPAL_DEMO_EVAL_CFG=str(a.cfg), SDPAL_DEMO_EVAL_LIMIT=str(a.limit or 0),
                SDPAL_DEMO_EVAL_OUT=os.path.abspath(a.out), SDPAL_DEMO_EVAL_THREADS=str(a.threads))
-    r = subprocess.run([exe, "--gtest_filter=DemoModelEval.DrawsWhatThePromptSays"], env=env, cwd=REPO)
+    r = subprocess.run([exe, "--gtest_filter=DemoModelEval." + VARIANT_TESTS[a.variant]], env=env, cwd=REPO)
     return r.returncode
 
 
@@ -130,12 +139,16 @@ def main(argv=None):
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="0: all cores (fastest on an idle machine)")
     ap.add_argument("--check-diffusers", type=int, default=0, metavar="N")
+    ap.add_argument("--variant", default="main", choices=sorted(VARIANT_TESTS),
+                    help="main: the model as given, f32 compute, --images per prompt; bf16: bf16 compute; 6bit, "
+                         "4bit: palettized by `sdpal convert --palettize N` first, bf16 compute (these make one "
+                         "image per prompt, into OUT/<variant>/)")
     ap.add_argument("--no-run", action="store_true", help="only summarise an existing OUT/report.json")
     a = ap.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
     rc = 0 if a.no_run else run_eval(a)
-    rep = summarise(a.out)
-    contact_sheet(a.out, rep)
+    rep = summarise(variant_out(a))
+    contact_sheet(variant_out(a), rep)
     if a.check_diffusers:
         if check_diffusers(a, a.check_diffusers) > 1:
             rc = rc or 1
