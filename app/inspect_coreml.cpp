@@ -100,7 +100,7 @@ int inspect_coreml(const std::string& path, bool list_tensors) {
     inspect_one(r, "unet chunk " + std::to_string(i + 1), r.unet_chunks[i], list_tensors);
   if (r.vae_decoder) inspect_one(r, "vae_decoder", *r.vae_decoder, list_tensors);
   if (r.vae_encoder) inspect_one(r, "vae_encoder", *r.vae_encoder, list_tensors);
-  if (r.safety_checker) std::cout << "\nsafety_checker: " << r.tree->display(r.safety_checker->dir) << " (not run by sdpal yet)\n";
+  if (r.safety_checker) inspect_one(r, "safety_checker", *r.safety_checker, list_tensors);
   std::cout << "\ntokenizer: " << (r.vocab.empty() ? "absent" : r.tree->display(r.vocab) + ", " + r.tree->display(r.merges))
             << "\n";
   return kExitOk;

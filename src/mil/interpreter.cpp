@@ -202,7 +202,8 @@ struct Interpreter::Impl final : detail::Resolver {
   const coreml::MilFunction* fn = nullptr;
   std::shared_ptr<const coreml::WeightFiles> weights_;
   InterpreterOptions options;
-  std::vector<const detail::OpFn*> handlers;     // per op; nullptr for const / constexpr ops
+  std::vector<size_t> wanted;                    // block outputs computed (indices)
+  std::vector<const detail::OpFn*> handlers;     // per op; nullptr for const / constexpr ops and dead ops
   std::vector<std::vector<int32_t>> last_use;    // per op, per output: last consuming op (-1: none)
   std::vector<int32_t> input_last_use;
   // Run state.
@@ -228,15 +229,60 @@ struct Interpreter::Impl final : detail::Resolver {
 
   std::string loc(const MilOp& op) const { return program.source + ": " + op.where(); }
 
+  // Indices of the block outputs to compute (options.outputs, or all).
+  std::vector<size_t> wanted_outputs() const {
+    const auto& outs = fn->block.outputs;
+    std::vector<size_t> r;
+    if (options.outputs.empty()) {
+      for (size_t j = 0; j < outs.size(); ++j) r.push_back(j);
+      return r;
+    }
+    for (const std::string& name : options.outputs) {
+      auto it = std::find(outs.begin(), outs.end(), name);
+      if (it == outs.end()) {
+        std::string names;
+        for (const auto& o : outs) names += (names.empty() ? "" : ", ") + o;
+        sdpal::fail(ErrorCode::kInvalidArgument, program.source + ": function '" + fn->name + "' has no output '" +
+                                                     name + "' (its outputs: " + names + ")");
+      }
+      r.push_back(size_t(it - outs.begin()));
+    }
+    return r;
+  }
+
+  // Ops that the wanted outputs depend on (walking back from them).
+  std::vector<bool> live_ops(const std::vector<size_t>& wanted) const {
+    const auto& ops = fn->block.ops;
+    std::vector<bool> live(ops.size(), false);
+    for (size_t j : wanted) {
+      const MilVarRef& r = fn->block.output_refs.at(j);
+      if (r.source == MilVarRef::Source::kOpOutput) live.at(size_t(r.op)) = true;
+    }
+    for (size_t i = ops.size(); i-- > 0;) {
+      if (!live[i]) continue;
+      for (const auto& arg : ops[i].inputs)
+        for (const MilBinding& b : arg.bindings)
+          if (!b.is_value() && b.ref.source == MilVarRef::Source::kOpOutput && b.ref.depth == 0 && b.ref.op >= 0)
+            live.at(size_t(b.ref.op)) = true;
+    }
+    return live;
+  }
+
   void prepare() {
     const auto& ops = fn->block.ops;
     const auto& reg = detail::op_registry();
+    if (fn->block.output_refs.size() != fn->block.outputs.size())
+      sdpal::fail(ErrorCode::kInvalidArgument, program.source + ": function '" + fn->name +
+                                                   "' was not validated (call coreml::validate before interpreting)");
+    wanted = wanted_outputs();
+    const std::vector<bool> live = live_ops(wanted);
     handlers.assign(ops.size(), nullptr);
     last_use.assign(ops.size(), {});
     input_last_use.assign(fn->inputs.size(), -1);
     for (size_t i = 0; i < ops.size(); ++i) {
       const MilOp& op = ops[i];
       last_use[i].assign(op.outputs.size(), -1);
+      if (!live[i]) continue;  // nothing wanted depends on it
       if (!op.blocks.empty())
         sdpal::fail(ErrorCode::kUnsupported, loc(op) + ": ops with nested blocks (control flow) are not supported by the MIL interpreter");
       if (op.type == "const") continue;
@@ -256,6 +302,7 @@ struct Interpreter::Impl final : detail::Resolver {
     }
     for (size_t i = 0; i < ops.size(); ++i) {
       const MilOp& op = ops[i];
+      if (!live[i]) continue;
       for (const auto& arg : op.inputs)
         for (const MilBinding& b : arg.bindings) {
           if (b.is_value()) continue;
@@ -264,10 +311,7 @@ struct Interpreter::Impl final : detail::Resolver {
           use(b.ref, int32_t(i));
         }
     }
-    if (fn->block.output_refs.size() != fn->block.outputs.size())
-      sdpal::fail(ErrorCode::kInvalidArgument, program.source + ": function '" + fn->name +
-                                                   "' was not validated (call coreml::validate before interpreting)");
-    for (const MilVarRef& r : fn->block.output_refs) use(r, kKeep);
+    for (size_t j : wanted) use(fn->block.output_refs[j], kKeep);
   }
 
   void check_ref(const MilVarRef& r, const MilOp& op, const std::string& name) const {
@@ -512,7 +556,7 @@ struct Interpreter::Impl final : detail::Resolver {
       }
     }
     std::map<std::string, Tensor> out;
-    for (size_t j = 0; j < fn->block.outputs.size(); ++j) {
+    for (size_t j : wanted) {
       const std::string& name = fn->block.outputs[j];
       Value v = value_of(fn->block.output_refs[j], name, program.source + ": output '" + name + "'");
       out[name] = v.data;

@@ -50,6 +50,10 @@ struct InterpreterOptions {
   // share storage with the run's values: with reuse_storage a later op may overwrite them, so
   // clone() what you keep (or turn reuse_storage off).
   std::function<void(const coreml::MilOp& op, const std::vector<Tensor>& outputs)> observer;
+  // Compute only these function outputs (empty: all). Ops none of them depends on are neither run nor
+  // required to be supported, e.g. the image-zeroing branch of Apple's safety checker (non_zero,
+  // scatter_nd) when only its scores are wanted. An unknown name is Error(kInvalidArgument).
+  std::vector<std::string> outputs;
 };
 
 struct OpProfile {
@@ -75,7 +79,7 @@ class Interpreter {
   const coreml::MilFunction& function() const;
 
   // Binds every function input by name (F32 tensors of the declared shape; extra or missing names
-  // are errors), runs the function and returns its outputs by name (F32).
+  // are errors), runs the function and returns its outputs (options.outputs, or all) by name (F32).
   std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs);
 
   // Per op type: ops run and seconds spent, over all run() calls so far, slowest first. Empty

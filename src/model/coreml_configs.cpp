@@ -48,10 +48,15 @@ int count_prefixed(const W& w, const std::string& prefix, const std::string& suf
   return n;
 }
 
-// Attention heads of the layer whose query weight is `q_weight`: the graph reshapes the query
-// into heads ([B, H, D, S] in Apple's layout, [B, S, H, D] in torch's) or slices it per head
-// (split einsum: [B, D, 1, S] slices). 0 if the graph shows neither.
-int heads_from_graph(const MilFunction& f, const std::string& q_weight, int64_t channels) {
+bool has_op(const MilFunction& f, const std::string& type) {
+  for (const MilOp& op : f.block.ops)
+    if (op.type == type) return true;
+  return false;
+}
+
+}  // namespace
+
+int coreml_attention_heads(const MilFunction& f, const std::string& q_weight, int64_t channels) {
   std::string q_out;
   for (const MilOp& op : f.block.ops) {
     if (op.type != "conv" && op.type != "linear" && op.type != "matmul") continue;
@@ -84,14 +89,6 @@ int heads_from_graph(const MilFunction& f, const std::string& q_weight, int64_t 
   return 0;
 }
 
-bool has_op(const MilFunction& f, const std::string& type) {
-  for (const MilOp& op : f.block.ops)
-    if (op.type == type) return true;
-  return false;
-}
-
-}  // namespace
-
 ClipTextConfig clip_text_config_from_coreml(const CoreMLWeightFile& w, const MilFunction& main) {
   ClipTextConfig cfg;
   const std::string p = "text_encoder_text_model_";
@@ -102,7 +99,7 @@ ClipTextConfig clip_text_config_from_coreml(const CoreMLWeightFile& w, const Mil
   cfg.intermediate_size = int(fc1.shape[0]);
   cfg.num_layers = count_prefixed(w, p + "encoder_layers_", "_layer_norm1_weight");
   if (const TensorView* pos = w.find("position_embeddings")) cfg.max_positions = int(pos->shape[0]);
-  int heads = heads_from_graph(main, p + "encoder_layers_0_self_attn_q_proj_weight", cfg.hidden_size);
+  int heads = coreml_attention_heads(main, p + "encoder_layers_0_self_attn_q_proj_weight", cfg.hidden_size);
   cfg.num_heads = heads > 0 ? heads : cfg.hidden_size / 64;
   // OpenCLIP (SD 2.x) uses GELU; OpenAI CLIP (SD 1.x) quick_gelu, which converts to x * sigmoid(1.702 x).
   cfg.act = has_op(main, "gelu") ? Activation::Gelu : Activation::QuickGelu;
@@ -119,7 +116,7 @@ UNetConfig unet_config_from_coreml(const std::vector<const CoreMLWeightFile*>& c
   const Parts w{chunks, mains};
   auto heads_of = [&](const std::string& q, int64_t ch) {
     for (const MilFunction* m : mains)
-      if (int h = heads_from_graph(*m, q, ch)) return h;
+      if (int h = coreml_attention_heads(*m, q, ch)) return h;
     return 0;
   };
   UNetConfig cfg;

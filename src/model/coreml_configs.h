@@ -2,6 +2,8 @@
 // config.json, so the native modules' configs come from the weights' shapes (channels, layers,
 // blocks) and from the graph (attention heads, GroupNorm groups, activation).
 #pragma once
+#include <cstdint>
+#include <string>
 #include <vector>
 
 #include "model/coreml_weights.h"
@@ -21,5 +23,10 @@ UNetConfig unet_config_from_coreml(const CoreMLWeightFile& w, const coreml::MilF
 UNetConfig unet_config_from_coreml(const std::vector<const CoreMLWeightFile*>& chunks,
                                    const std::vector<const coreml::MilFunction*>& mains);
 VaeConfig vae_decoder_config_from_coreml(const CoreMLWeightFile& w);
+
+// Attention heads of the layer whose query weight has Core ML base name `q_weight`: the graph
+// reshapes the query into heads ([B, H, D, S] in Apple's layout, [B, S, H, D] in torch's) or slices
+// it per head (split einsum: [B, D, 1, S] slices). 0 if the graph shows neither.
+int coreml_attention_heads(const coreml::MilFunction& f, const std::string& q_weight, int64_t channels);
 
 }  // namespace sdpal

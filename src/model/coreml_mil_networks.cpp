@@ -1,9 +1,11 @@
 #include "model/coreml_mil_networks.h"
 
+#include <cmath>
 #include <cstring>
 #include <set>
 
 #include "core/error.h"
+#include "model/coreml_weights.h"
 
 namespace sdpal {
 
@@ -154,6 +156,107 @@ Tensor MilVaeDecoder::forward(const Tensor& z) const {
     if (first) out = Tensor::empty({n, img.dim(2), img.dim(3), img.dim(1)});
     first = false;
     put_nhwc(img, count, out, n0);
+  }
+  return out;
+}
+
+namespace {
+
+// The first output of the op whose operand `arg` is the constant with Core ML base name `base`.
+std::string output_of_op_reading(const coreml::MilFunction& f, const char* arg, const std::string& base) {
+  for (const coreml::MilOp& op : f.block.ops) {
+    const coreml::MilArgument* a = op.input(arg);
+    if (a && a->bindings.size() == 1 && coreml_base_name(a->bindings[0].name) == base && !op.outputs.empty())
+      return op.outputs[0].name;
+  }
+  return {};
+}
+
+// Python's round(x, 3), as diffusers reports the scores.
+double round3(double x) { return std::nearbyint(x * 1000.0) / 1000.0; }
+
+mil::InterpreterOptions score_outputs(mil::InterpreterOptions o) {
+  o.outputs = {"concept_scores", "has_nsfw_concepts"};
+  return o;
+}
+
+}  // namespace
+
+MilSafetyChecker::MilSafetyChecker(std::shared_ptr<const coreml::CoreMLModel> model, ClipVisionConfig cfg,
+                                   mil::InterpreterOptions opts)
+    : model_(std::move(model)), cfg_(cfg), interp_([&] {
+        opts.observer = [this](const coreml::MilOp& op, const std::vector<Tensor>& outs) {
+          if (op.outputs.empty() || outs.empty()) return;
+          if (op.outputs[0].name == embeds_var_) seen_embeds_ = outs[0].clone();
+          if (op.outputs[0].name == special_var_) seen_special_ = outs[0].clone();
+        };
+        return mil::Interpreter(*model_, score_outputs(opts));
+      }()) {
+  const coreml::MilFunction& f = model_->program.main();
+  embeds_var_ = output_of_op_reading(f, "weight", "visual_projection_weight");
+  if (embeds_var_.empty()) embeds_var_ = output_of_op_reading(f, "y", "visual_projection_weight");
+  sdpal::check(!embeds_var_.empty(), ErrorCode::kModel, model_->location + ": no visual_projection layer");
+  for (const coreml::MilOp& op : f.block.ops)
+    if (op.type == "add" && !op.outputs.empty())
+      for (const auto& arg : op.inputs)
+        for (const coreml::MilBinding& b : arg.bindings)
+          if (!b.is_value() && b.name == "adjustment") special_var_ = op.outputs[0].name;
+  const Shape clip = static_shape(*model_, "clip_input");
+  sdpal::check(clip.size() == 4 && clip[0] == 1 && clip[1] == cfg_.num_channels && clip[2] == cfg_.image_size &&
+            clip[3] == cfg_.image_size,
+        ErrorCode::kModel, model_->location + ": clip_input must be [1, 3, S, S], is " + shape_str(clip));
+  images_shape_ = static_shape(*model_, "images");
+}
+
+MilSafetyChecker::Run MilSafetyChecker::run_one(const Tensor& pixels, int64_t i) const {
+  const int64_t s = cfg_.image_size;
+  sdpal::check(pixels.rank() == 4 && pixels.dim(1) == s && pixels.dim(2) == s && pixels.dim(3) == cfg_.num_channels,
+        ErrorCode::kInvalidArgument, "safety checker: expected pixels [N, " + std::to_string(s) + ", " +
+                                         std::to_string(s) + ", 3], got " + shape_str(pixels.shape()));
+  seen_embeds_ = Tensor();
+  seen_special_ = Tensor();
+  Tensor adjustment = Tensor::zeros({1});
+  auto outs = interp_.run({{"clip_input", nchw_chunk(pixels, i, 1, 1)},
+                           {"images", Tensor::zeros(images_shape_)},
+                           {"adjustment", std::move(adjustment)}});
+  Run r;
+  r.concepts = take(outs, *model_, "concept_scores");
+  r.nsfw = take(outs, *model_, "has_nsfw_concepts").f32()[0] > 0.5f;
+  r.embeds = seen_embeds_;
+  r.special = seen_special_;
+  return r;
+}
+
+Tensor MilSafetyChecker::image_embeds(const Tensor& pixels) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t n = pixels.dim(0), p = cfg_.projection_dim;
+  Tensor out = Tensor::empty({n, p});
+  for (int64_t i = 0; i < n; ++i) {
+    Run r = run_one(pixels, i);
+    sdpal::check(r.embeds.defined() && r.embeds.numel() == p, ErrorCode::kModel,
+          model_->location + ": the visual projection did not give " + std::to_string(p) + " values");
+    std::memcpy(out.f32() + i * p, r.embeds.f32(), size_t(p) * sizeof(float));
+  }
+  return out;
+}
+
+std::vector<SafetyResult> MilSafetyChecker::check(const Tensor& pixels) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<SafetyResult> out;
+  for (int64_t i = 0; i < pixels.dim(0); ++i) {
+    Run r = run_one(pixels, i);
+    SafetyResult res;
+    res.nsfw = r.nsfw;
+    for (int64_t k = 0; k < r.concepts.numel(); ++k) res.concept_scores.push_back(round3(r.concepts.f32()[k]));
+    // As diffusers reports them: every special-care score after the first positive one carries the
+    // 0.01 adjustment (Apple's program only adds it to the concept scores).
+    double adjustment = 0.0;
+    if (r.special.defined())
+      for (int64_t k = 0; k < r.special.numel(); ++k) {
+        res.special_scores.push_back(round3(r.special.f32()[k] + adjustment));
+        if (res.special_scores.back() > 0) adjustment = 0.01;
+      }
+    out.push_back(std::move(res));
   }
   return out;
 }

@@ -8,6 +8,7 @@
 #pragma once
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "io/coreml/model_folder.h"
@@ -57,6 +58,37 @@ class MilVaeDecoder : public VaeDecoderNetwork {
   mutable std::mutex mu_;
   mutable mil::Interpreter interp_;
   Shape z_shape_;
+};
+
+// Apple's SafetyChecker program (model/coreml_safety_checker.h) on the feature extractor's pixels,
+// one image at a time (the program's batch is 1). Only the scores are computed: the program's
+// image-zeroing branch (filtered_images) is not run; `images` is bound to zeros and `adjustment`
+// to 0, as Apple's Swift pipeline does. Scores are reported as the native checker (diffusers)
+// reports them, rounded to 3 decimals;
+// Apple's program thresholds them unrounded, so a score within 0.0005 of 0 may round to 0 and
+// still flag the image.
+class MilSafetyChecker : public SafetyCheckerNetwork {
+ public:
+  MilSafetyChecker(std::shared_ptr<const coreml::CoreMLModel> model, ClipVisionConfig cfg,
+                   mil::InterpreterOptions opts = {});
+  Tensor image_embeds(const Tensor& pixels) const override;
+  std::vector<SafetyResult> check(const Tensor& pixels) const override;
+  const ClipVisionConfig& config() const override { return cfg_; }
+
+ private:
+  struct Run {
+    Tensor embeds, special, concepts;  // [1, proj], [1, 3], [1, 17]
+    bool nsfw = false;
+  };
+  Run run_one(const Tensor& pixels, int64_t i) const;
+
+  std::shared_ptr<const coreml::CoreMLModel> model_;
+  ClipVisionConfig cfg_;
+  std::string embeds_var_, special_var_;  // observed: the projection's and the special-care add's outputs
+  mutable std::mutex mu_;
+  mutable Tensor seen_embeds_, seen_special_;
+  mutable mil::Interpreter interp_;
+  Shape images_shape_;
 };
 
 }  // namespace sdpal

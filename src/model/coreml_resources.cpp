@@ -6,8 +6,10 @@
 #include "io/coreml/model_folder.h"
 #include "model/coreml_configs.h"
 #include "model/coreml_mil_networks.h"
+#include "model/coreml_safety_checker.h"
 #include "model/coreml_weights.h"
 #include "model/lazy_networks.h"
+#include "model/safety_checker.h"
 #include "model/weight_binder.h"
 
 namespace sdpal {
@@ -136,8 +138,27 @@ std::unique_ptr<StableDiffusionModel> load_coreml_resources(const std::string& p
   check(model->text_encoder->config().hidden_size == model->unet->config().cross_attention_dim, ErrorCode::kModel,
           path + ": text encoder width does not match the UNet's cross-attention width");
   model->scheduler_config = apple_scheduler_config();
-  if (r.safety_checker && opts.safety_checker)
-    model->warnings.push_back("Apple's SafetyChecker.mlmodelc is not run (not supported yet): images are not checked");
+  if (r.safety_checker && opts.safety_checker) {
+    auto sc = load(*r.safety_checker);
+    std::shared_ptr<CoreMLWeightFile> wf = CoreMLWeightFile::open(sc);
+    const ClipVisionConfig cfg = safety_checker_config_from_coreml(*wf, *sc);
+    model->safety_checker = make_network<LazySafetyChecker, SafetyCheckerNetwork>(
+        lazy, cfg, [sc, wf, cfg, mil, precision]() -> std::unique_ptr<SafetyCheckerNetwork> {
+          if (mil) return std::make_unique<MilSafetyChecker>(sc, cfg);
+          WeightBinder w("safety_checker", {wf, safety_checker_folded_constants(*sc, cfg)});
+          w.set_name_mapper(coreml_mangle);
+          w.set_precision(precision);
+          auto net = std::make_unique<SafetyChecker>(cfg, w);
+          w.finish();
+          return net;
+        });
+    // Apple's Swift pipeline resizes to the program's input size and normalizes with ImageNet's
+    // mean and std; sdpal prepares the image as diffusers' CLIP feature extractor does (the reference
+    // for these weights), at the program's input size.
+    model->feature_extractor = PreprocessConfig{};
+    model->feature_extractor.shortest_edge = cfg.image_size;
+    model->feature_extractor.crop_height = model->feature_extractor.crop_width = cfg.image_size;
+  }
   return model;
 }
 

@@ -5,8 +5,8 @@
 // packed; norms found through the graph; configs read off the programs), Executor::kMil runs the
 // programs themselves with the MIL interpreter. Apple's conventions: the tokenizer from vocab.json
 // and merges.txt with Apple's (SD v1) special tokens, the scheduler settings of Apple's pipeline
-// (SD's scaled-linear betas), numpy noise by default. Apple's SafetyChecker program is not run
-// (the model notes this in `warnings`).
+// (SD's scaled-linear betas), numpy noise by default. Apple's SafetyChecker program runs as the
+// native safety checker (model/coreml_safety_checker.h) or, with kMil, in the interpreter.
 #pragma once
 #include <memory>
 #include <string>

@@ -40,7 +40,8 @@ bool replace_all(std::string& s, const std::string& from, const std::string& to)
 bool coreml_has_module_path(const std::string& base) {
   // Converter-made names: an op type, a number, then anything ("linear_12_bias_0", "add_3_gamma_0").
   for (const char* anon : {"var_", "op_", "add_", "mul_", "sub_", "linear_", "conv_", "matmul_", "concat_",
-                           "reshape_", "transpose_", "layer_norm_", "batch_norm_", "real_div_", "cast_"}) {
+                           "reshape_", "transpose_", "layer_norm_", "batch_norm_", "real_div_", "cast_",
+                           "expand_dims_", "squeeze_", "tile_"}) {
     const std::string a(anon);
     if (base.rfind(a, 0) == 0 && base.size() > a.size() && std::isdigit(static_cast<unsigned char>(base[a.size()])))
       return false;
