@@ -60,6 +60,8 @@ fi
 "$SDPAL" inspect "$FIX/palettized6" >"$WORK/inspect" 2>&1 || fail "inspect: $(cat "$WORK/inspect")"
 grep -q "6-bit palettized" "$WORK/inspect" || fail "inspect does not show 6-bit palettized tensors"
 grep -q "norm parameters derived" "$WORK/inspect" || fail "inspect does not count the graph's norm parameters"
+grep -q "^safety_checker: " "$WORK/inspect" || fail "inspect does not show the safety checker program"
+grep -q "^tokenizer: .*vocab.json" "$WORK/inspect" || fail "inspect does not show the tokenizer files"
 "$SDPAL" inspect --tensors "$FIX/palettized4" >"$WORK/inspect4" 2>&1 || fail "inspect palettized4"
 grep -q "4-bit palettized, LUT F16 \[16\]" "$WORK/inspect4" || fail "inspect --tensors does not show a 4-bit LUT"
 

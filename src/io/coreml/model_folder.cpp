@@ -261,12 +261,12 @@ SDCoreMLResources find_sd_resources(const std::string& path, bool require_comple
   r.safety_checker = model(kSafetyChecker);
   auto c1 = model(kUnetChunk1), c2 = model(kUnetChunk2);
   if (c1 && c2) r.unet_chunks = {*c1, *c2};
+  if (t.is_file(ResourceTree::join(r.base, "vocab.json"))) r.vocab = ResourceTree::join(r.base, "vocab.json");
+  if (t.is_file(ResourceTree::join(r.base, "merges.txt"))) r.merges = ResourceTree::join(r.base, "merges.txt");
   if (!require_complete) return r;
   if (!r.text_encoder) fail(ErrorCode::kModel, where + ": missing the text encoder (" + std::string(r.python_packages ? "*_text_encoder.mlpackage" : kTextEncoder.compiled) + ")");
   if (!r.unet && r.unet_chunks.empty()) fail(ErrorCode::kModel, where + ": missing the UNet (Unet, or both UnetChunk1 and UnetChunk2)");
   if (!r.vae_decoder) fail(ErrorCode::kModel, where + ": missing the VAE decoder (" + std::string(r.python_packages ? "*_vae_decoder.mlpackage" : kVaeDecoder.compiled) + ")");
-  if (t.is_file(ResourceTree::join(r.base, "vocab.json"))) r.vocab = ResourceTree::join(r.base, "vocab.json");
-  if (t.is_file(ResourceTree::join(r.base, "merges.txt"))) r.merges = ResourceTree::join(r.base, "merges.txt");
   return r;
 }
 
