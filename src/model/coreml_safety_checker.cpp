@@ -72,16 +72,16 @@ struct Graph {
     return std::nullopt;
   }
   // The ops reading variable `name`.
+  static bool reads(const MilOp& op, const std::string& name) {
+    for (const auto& arg : op.inputs)
+      for (const MilBinding& b : arg.bindings)
+        if (!b.is_value() && b.name == name) return true;
+    return false;
+  }
   std::vector<const MilOp*> consumers(const std::string& name) const {
     std::vector<const MilOp*> r;
     for (const MilOp& op : block.ops)
-      for (const auto& arg : op.inputs)
-        for (const MilBinding& b : arg.bindings)
-          if (!b.is_value() && b.name == name) {
-            r.push_back(&op);
-            goto next;
-          }
-    next:;
+      if (reads(op, name)) r.push_back(&op);
     return r;
   }
 };
@@ -242,12 +242,7 @@ std::shared_ptr<TensorFile> safety_checker_folded_constants(const coreml::CoreML
   std::optional<ScoreLayer> special;
   for (const MilOp& op : main.block.ops) {
     if (op.type != "add" || op.outputs.empty()) continue;
-    bool reads_adjustment = false;
-    for (const auto& arg : op.inputs)
-      for (const MilBinding& b : arg.bindings)
-        reads_adjustment = reads_adjustment || (!b.is_value() && b.ref.source == MilVarRef::Source::kFunctionInput &&
-                                                b.name == "adjustment");
-    if (!reads_adjustment) continue;
+    if (!Graph::reads(op, "adjustment")) continue;
     for (const char* operand : {"x", "y"}) {
       const MilBinding* b = Graph::single(op, operand);
       if (b && b->name != "adjustment" && (special = trace_scores(g, b))) break;
