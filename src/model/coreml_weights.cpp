@@ -46,6 +46,12 @@ bool coreml_has_module_path(const std::string& base) {
     if (base.rfind(a, 0) == 0 && base.size() > a.size() && std::isdigit(static_cast<unsigned char>(base[a.size()])))
       return false;
   }
+  // Norm parameters a fusion pass made, named after the fused op's output variable: coremltools 8.1
+  // turns Apple's LayerNormANE into layer_norm(gamma = input_25_gamma_0, beta = input_25_beta_0).
+  for (const char* made : {"_gamma_0", "_beta_0", "_mean_0", "_variance_0"}) {
+    const std::string m(made);
+    if (base.size() > m.size() && base.compare(base.size() - m.size(), m.size(), m) == 0) return false;
+  }
   return true;
 }
 

@@ -258,7 +258,8 @@ def make_inputs():
 # ----------------------------------------------------------------------------------------------------------------
 # Conversion
 
-def convert(traced, inputs, outputs):
+def convert(traced, inputs, outputs, pass_pipeline=None):
+    """pass_pipeline: coremltools' default when None (make_coreml_ane.py removes a fusion)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return ct.convert(
@@ -270,6 +271,7 @@ def convert(traced, inputs, outputs):
             compute_precision=ct.precision.FLOAT16,
             compute_units=ct.ComputeUnit.CPU_ONLY,
             skip_model_load=True,
+            pass_pipeline=pass_pipeline,
         )
 
 
@@ -361,13 +363,16 @@ def check_close(what, got, expect, tol=1e-5):
         raise SystemExit(f"{what}: differs from the original module by {d}")
 
 
-def palettize(m, nbits):
+def palettize_config(nbits):
     op_config = ct.optimize.coreml.OpPalettizerConfig(mode="kmeans", nbits=nbits, weight_threshold=2048)
     # As torch2coreml.py's _quantize_weights: leave the embedding table (gather's x) in fp16.
-    config = ct.optimize.coreml.OptimizationConfig(global_config=op_config, op_type_configs={"gather": None})
+    return ct.optimize.coreml.OptimizationConfig(global_config=op_config, op_type_configs={"gather": None})
+
+
+def palettize(m, nbits):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return ct.optimize.coreml.palettize_weights(m, config=config)
+        return ct.optimize.coreml.palettize_weights(m, config=palettize_config(nbits))
 
 
 def make_package_deterministic(pkg):

@@ -32,9 +32,9 @@ export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DIFF
 # The Core ML scripts need coremltools (tests/reference/requirements-coreml.txt): they re-run
 # themselves under $SDPAL_COREML_PYTHON, or print "skipped". The chunked UNet is cut from the
 # packages make_coreml_tiny.py writes (and that script clears its folder), so it runs last, as does the
-# safety checker, which writes into that folder.
+# safety checker, which writes into that folder; the ANE-layout UNet's folder copies both scripts' packages.
 first=(make_clip_vocab.py make_tiny_model.py make_model_goldens.py)
-last=(make_coreml_tiny_chunks.py make_coreml_safety_checker.py)
+last=(make_coreml_tiny_chunks.py make_coreml_safety_checker.py make_coreml_ane.py)
 scripts=()
 for s in "${first[@]}"; do [[ -f "$here/$s" ]] && scripts+=("$s"); done
 for f in "$here"/make_*.py; do
