@@ -63,27 +63,10 @@ Interface (as Apple's): sample fp16 [2, 4, 8, 8], timestep fp16 [2], encoder_hid
 import os
 import sys
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import coreml_stack  # noqa: E402
 
-
-def _stack_ok():
-    try:
-        import coremltools
-        import torch
-    except ImportError:
-        return False
-    return coremltools.__version__ == "8.1" and torch.__version__.split("+")[0] == "2.4.0"
-
-
-if not _stack_ok():
-    # regen.sh runs every make_*.py with the reference interpreter, which has no coremltools.
-    _alt = os.environ.get("SDPAL_COREML_PYTHON")
-    if _alt and not os.environ.get("SDPAL_COREML_REEXEC"):
-        os.environ["SDPAL_COREML_REEXEC"] = "1"
-        os.execv(_alt, [_alt] + sys.argv)
-    print("make_coreml_ane.py: skipped: needs the stack in tests/reference/requirements-coreml.txt "
-          "(torch 2.4.0, coremltools 8.1); run it with that interpreter or set SDPAL_COREML_PYTHON to it")
-    sys.exit(0)
+coreml_stack.require("make_coreml_ane.py")
 
 import argparse
 import json
@@ -103,7 +86,6 @@ from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY
 from diffusers.models.embeddings import get_timestep_embedding
 from safetensors.numpy import load_file, save_file
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_coreml_tiny as tiny  # noqa: E402
 from refcommon import REPO, set_torch_deterministic  # noqa: E402
 

@@ -20,17 +20,10 @@ import shutil
 import struct
 import sys
 
-try:
-    import coremltools  # noqa: F401
-except ImportError:
-    # regen.sh runs every make_*.py with the reference interpreter, which has no coremltools.
-    _alt = os.environ.get("SDPAL_COREML_PYTHON")
-    if _alt and not os.environ.get("SDPAL_COREML_REEXEC"):
-        os.environ["SDPAL_COREML_REEXEC"] = "1"
-        os.execv(_alt, [_alt] + sys.argv)
-    print("make_coreml_goldens.py: skipped: needs coremltools 8.1 (tests/reference/requirements-coreml.txt); "
-          "run it with that interpreter or set SDPAL_COREML_PYTHON to it")
-    sys.exit(0)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import coreml_stack  # noqa: E402
+
+coreml_stack.require("make_coreml_goldens.py", need_torch=False)
 
 import numpy as np
 import coremltools as ct

@@ -38,26 +38,10 @@ Writes
 import os
 import sys
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import coreml_stack  # noqa: E402
 
-
-def _stack_ok():
-    try:
-        import coremltools
-        import torch
-    except ImportError:
-        return False
-    return coremltools.__version__ == "8.1" and torch.__version__.split("+")[0] == "2.4.0"
-
-
-if not _stack_ok():
-    _alt = os.environ.get("SDPAL_COREML_PYTHON")
-    if _alt and not os.environ.get("SDPAL_COREML_REEXEC"):
-        os.environ["SDPAL_COREML_REEXEC"] = "1"
-        os.execv(_alt, [_alt] + sys.argv)
-    print("make_coreml_safety_checker.py: skipped: needs the stack in tests/reference/requirements-coreml.txt "
-          "(torch 2.4.0, coremltools 8.1); run it with that interpreter or set SDPAL_COREML_PYTHON to it")
-    sys.exit(0)
+coreml_stack.require("make_coreml_safety_checker.py")
 
 import shutil
 import warnings
@@ -71,7 +55,6 @@ import coremltools as ct
 from safetensors.numpy import save_file
 from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_coreml_tiny as tiny  # noqa: E402  (same stack; its helpers: palettize, deterministic packages)
 from refcommon import TINY_DIR, set_torch_deterministic  # noqa: E402
 

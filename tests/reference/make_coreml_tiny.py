@@ -34,27 +34,10 @@ Outputs are fp32 because Apple's converter passes outputs=[ct.TensorType(name, d
 import os
 import sys
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # sklearn k-means (small tensors) and torch: one thread
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import coreml_stack  # noqa: E402
 
-
-def _stack_ok():
-    try:
-        import coremltools
-        import torch
-    except ImportError:
-        return False
-    return coremltools.__version__ == "8.1" and torch.__version__.split("+")[0] == "2.4.0"
-
-
-if not _stack_ok():
-    # regen.sh runs every make_*.py with the reference interpreter, which has no coremltools.
-    _alt = os.environ.get("SDPAL_COREML_PYTHON")
-    if _alt and not os.environ.get("SDPAL_COREML_REEXEC"):
-        os.environ["SDPAL_COREML_REEXEC"] = "1"
-        os.execv(_alt, [_alt] + sys.argv)
-    print("make_coreml_tiny.py: skipped: needs the stack in tests/reference/requirements-coreml.txt "
-          "(torch 2.4.0, coremltools 8.1); run it with that interpreter or set SDPAL_COREML_PYTHON to it")
-    sys.exit(0)
+coreml_stack.require("make_coreml_tiny.py")
 
 import argparse
 import contextlib
@@ -76,7 +59,6 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from transformers.models.clip import modeling_clip
 from diffusers import AutoencoderKL, UNet2DConditionModel
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from refcommon import PROMPT, REPO, SEED, TINY_DIR, set_torch_deterministic  # noqa: E402
 
 OUT_DIR = os.path.join(REPO, "tests", "fixtures", "tiny-sd-v1-coreml")

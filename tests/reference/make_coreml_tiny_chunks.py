@@ -42,26 +42,10 @@ changes from run to run; here they are in program order):
 import os
 import sys
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import coreml_stack  # noqa: E402
 
-
-def _stack_ok():
-    try:
-        import coremltools
-    except ImportError:
-        return False
-    return coremltools.__version__ == "8.1"
-
-
-if not _stack_ok():
-    # regen.sh runs every make_*.py with the reference interpreter, which has no coremltools.
-    _alt = os.environ.get("SDPAL_COREML_PYTHON")
-    if _alt and not os.environ.get("SDPAL_COREML_REEXEC"):
-        os.environ["SDPAL_COREML_REEXEC"] = "1"
-        os.execv(_alt, [_alt] + sys.argv)
-    print("make_coreml_tiny_chunks.py: skipped: needs coremltools 8.1 (tests/reference/requirements-coreml.txt); "
-          "run it with that interpreter or set SDPAL_COREML_PYTHON to it")
-    sys.exit(0)
+coreml_stack.require("make_coreml_tiny_chunks.py", need_torch=False)
 
 import argparse
 import collections
