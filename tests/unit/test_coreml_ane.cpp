@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "coreml_layout.h"
 #include "golden.h"
 #include "io/coreml/model_folder.h"
 #include "model/coreml_configs.h"
@@ -24,6 +25,7 @@
 namespace sdpal {
 namespace {
 
+using testing::apple_context_to_bsc;
 using testing::expect_close;
 using testing::Golden;
 using testing::repo_path;
@@ -33,16 +35,6 @@ const char* kVariants[] = {"fp16", "palettized6"};
 std::string ane_dir(const std::string& variant) { return repo_path("tests/fixtures/tiny-sd-v1-coreml-ane/" + variant); }
 std::string unet_package(const std::string& variant) {
   return ane_dir(variant) + "/Stable_Diffusion_version_tiny-sd-v1_unet.mlpackage";
-}
-
-// encoder_hidden_states [B, C, 1, S] -> [B, S, C].
-Tensor apple_context_to_bsc(const Tensor& e) {
-  const int64_t b = e.dim(0), c = e.dim(1), s = e.dim(3);
-  Tensor out = Tensor::empty({b, s, c});
-  for (int64_t i = 0; i < b; ++i)
-    for (int64_t k = 0; k < c; ++k)
-      for (int64_t j = 0; j < s; ++j) out.f32()[(i * s + j) * c + k] = e.f32()[(i * c + k) * s + j];
-  return out;
 }
 
 mil::InterpreterOptions exact() {

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "coreml_layout.h"
 #include "golden.h"
 #include "io/coreml/model_folder.h"
 #include "model/coreml_configs.h"
@@ -20,6 +21,7 @@
 namespace sdpal {
 namespace {
 
+using testing::apple_context_to_bsc;
 using testing::expect_close;
 using testing::Golden;
 using testing::repo_path;
@@ -38,16 +40,6 @@ std::shared_ptr<const coreml::CoreMLModel> open(const std::string& path) {
 
 // NCHW golden -> NHWC, and back.
 Tensor to_nhwc(const Tensor& x) { return nchw_to_nhwc(x); }
-
-// encoder_hidden_states [B, C, 1, S] -> [B, S, C].
-Tensor apple_context_to_bsc(const Tensor& e) {
-  const int64_t b = e.dim(0), c = e.dim(1), s = e.dim(3);
-  Tensor out = Tensor::empty({b, s, c});
-  for (int64_t i = 0; i < b; ++i)
-    for (int64_t k = 0; k < c; ++k)
-      for (int64_t j = 0; j < s; ++j) out.f32()[(i * s + j) * c + k] = e.f32()[(i * c + k) * s + j];
-  return out;
-}
 
 std::vector<int32_t> ids_of(const Tensor& t) {
   std::vector<int32_t> ids(size_t(t.numel()));

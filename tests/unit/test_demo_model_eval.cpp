@@ -282,27 +282,19 @@ struct RemoveOnExit {
 
 // The palettized conversions are held to the full model's bars: measured, 6 and even 4 bits (16 values per
 // tensor) score within a couple of points of the fp16 weights (BENCHMARKS.md, "Demo model accuracy").
-TEST(DemoModelEval, Palettized6BitDrawsWhatThePromptSays) {
+void expect_palettized_draws(int nbits) {
   if (demo_model_missing()) GTEST_SKIP() << demo_model() << " does not exist yet";
-  const RemoveOnExit file{palettized_copy(6)};
+  const RemoveOnExit file{palettized_copy(nbits)};
   EvalRun run;
   run.model = file.path;
   run.precision = Precision::BF16;
   run.images = 1;
-  run.out_dir = out_dir_for("6bit");
+  run.out_dir = out_dir_for(std::to_string(nbits) + "bit");
   expect_bars(evaluate(run));
 }
 
-TEST(DemoModelEval, Palettized4BitDrawsWhatThePromptSays) {
-  if (demo_model_missing()) GTEST_SKIP() << demo_model() << " does not exist yet";
-  const RemoveOnExit file{palettized_copy(4)};
-  EvalRun run;
-  run.model = file.path;
-  run.precision = Precision::BF16;
-  run.images = 1;
-  run.out_dir = out_dir_for("4bit");
-  expect_bars(evaluate(run));
-}
+TEST(DemoModelEval, Palettized6BitDrawsWhatThePromptSays) { expect_palettized_draws(6); }
+TEST(DemoModelEval, Palettized4BitDrawsWhatThePromptSays) { expect_palettized_draws(4); }
 
 }  // namespace
 }  // namespace sdpal
