@@ -284,6 +284,11 @@ struct RemoveOnExit {
 // tensor) score within a couple of points of the fp16 weights (BENCHMARKS.md, "Demo model accuracy").
 void expect_palettized_draws(int nbits) {
   if (demo_model_missing()) GTEST_SKIP() << demo_model() << " does not exist yet";
+#if defined(__SANITIZE_ADDRESS__)
+  // The conversion and the packed-weight kernels have their own sanitizer tests (test_kmeans,
+  // test_sdpal_file, test_palettized_kernels); here they would add 40 s of k-means under ASan to CI.
+  GTEST_SKIP() << "palettized evaluations run in the optimized build";
+#endif
   const RemoveOnExit file{palettized_copy(nbits)};
   EvalRun run;
   run.model = file.path;
